@@ -1,0 +1,147 @@
+"""Step 2's model: the classifier networks that stand in for K-means' distance step.
+
+Every network maps a batch of samples in its input layout to ``K`` logits:
+``(batch, *input_shape) -> (batch, K)``. ``input_shape`` is ``(c, h, w)`` for images
+and ``(d,)`` for rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+NETWORK_NAMES = ("auto", "cnn", "mlp", "linear", "nearest-centroid")
+MLP_HIDDEN_UNITS = 128
+
+NetworkFactory = Callable[[tuple[int, ...], int], nn.Module]
+
+
+def cnn(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
+    """The reference notebook's CNN for ``(c, h, w)`` images.
+
+    Conv2d(c→32, 3x3) + ReLU, MaxPool 2, Conv2d(32→64, 3x3) + ReLU, MaxPool 2,
+    Flatten, Dropout 0.5, Linear → K. A pooling layer whose input is a single pixel
+    wide keeps it (ceil mode), so images as small as 8x8 still fit; for 28x28 the
+    layers are exactly the notebook's (1,600 features before the dense layer).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"network='cnn' needs images of shape (c, h, w), got {input_shape}")
+    channels, height, width = input_shape
+    if min(height, width) < 8:
+        raise ValueError(
+            f"network='cnn' needs images of at least 8x8 pixels, got {height}x{width}; "
+            "use network='mlp' for smaller inputs"
+        )
+
+    features = nn.Sequential(
+        nn.Conv2d(channels, 32, kernel_size=3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, kernel_size=3),
+        nn.ReLU(),
+    )
+    with torch.no_grad():
+        map_size = features(torch.zeros(1, channels, height, width)).shape[-2:]
+    features.append(nn.MaxPool2d(2, ceil_mode=min(map_size) < 2))
+    with torch.no_grad():
+        n_features = features(torch.zeros(1, channels, height, width)).numel()
+    return nn.Sequential(
+        *features,
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(n_features, n_clusters),
+    )
+
+
+def mlp(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
+    """One hidden layer of 128 ReLU units: ``d → 128 → K``."""
+    n_features = math.prod(input_shape)
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(n_features, MLP_HIDDEN_UNITS),
+        nn.ReLU(),
+        nn.Linear(MLP_HIDDEN_UNITS, n_clusters),
+    )
+
+
+def linear(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
+    """A single softmax layer: ``d → K``."""
+    n_features = math.prod(input_shape)
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_features, n_clusters))
+
+
+class NearestCentroidNetwork(nn.Module):
+    """The exact bridge to K-means: a linear layer that picks the nearest centroid.
+
+    With weights ``2 c_k`` and biases ``-||c_k||²`` the logit of cluster k is
+    ``||x||² - ||x - c_k||²``, so the arg-max is the nearest centroid and the loop
+    becomes Lloyd's algorithm. It is set from the centroids, never trained.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], n_clusters: int) -> None:
+        super().__init__()
+        n_features = math.prod(input_shape)
+        self.linear = nn.Linear(n_features, n_clusters)
+        self.linear.requires_grad_(False)
+
+    def set_centroids(self, centroids: torch.Tensor) -> None:
+        """Load ``centroids`` of shape (K, d) into the layer's weights and biases."""
+        flat = centroids.reshape(centroids.shape[0], -1).to(self.linear.weight)
+        self.linear.weight.copy_(2.0 * flat)
+        self.linear.bias.copy_(-(flat * flat).sum(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(x.shape[0], -1))
+
+
+class Standardize(nn.Module):
+    """Fixed input scaling ``(x - mean) / scale`` with a per-feature mean of shape (d,)
+    and one scalar scale, so Euclidean geometry (what K-means sees) is kept."""
+
+    def __init__(self, mean: torch.Tensor, scale: float) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(-1).clone())
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        return (flat - self.mean) / self.scale
+
+
+NETWORK_FACTORIES: dict[str, NetworkFactory] = {
+    "cnn": cnn,
+    "mlp": mlp,
+    "linear": linear,
+    "nearest-centroid": NearestCentroidNetwork,
+}
+
+
+def resolve_network_name(network: str | NetworkFactory, is_image: bool) -> str | NetworkFactory:
+    """Turn ``"auto"`` into ``"cnn"`` for images and ``"mlp"`` for rows."""
+    if network == "auto":
+        return "cnn" if is_image else "mlp"
+    return network
+
+
+def build_network(
+    network: str | NetworkFactory, input_shape: tuple[int, ...], n_clusters: int
+) -> nn.Module:
+    """Build the network named by ``network`` (or call the factory) for ``input_shape``."""
+    if callable(network):
+        module = network(tuple(input_shape), n_clusters)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"the network factory returned {type(module).__name__}, expected a torch.nn.Module"
+            )
+        return module
+    try:
+        factory = NETWORK_FACTORIES[network]
+    except KeyError:
+        raise ValueError(
+            f"unknown network {network!r}; choose one of {', '.join(NETWORK_NAMES)} "
+            "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
+        ) from None
+    return factory(tuple(input_shape), n_clusters)
