@@ -28,6 +28,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from neural_kmeans import distributed
 from neural_kmeans.assignment import Assignment, assign_and_accumulate, predict_batches
 from neural_kmeans.batches import SampleBatches
 from neural_kmeans.centroids import (
@@ -322,8 +323,15 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.n_iter_ = len(self.history_)
 
     def _assign(self, network: torch.nn.Module, samples: SampleBatches) -> Assignment:
-        """Step 3 over all the samples (a distributed run overrides the reduction)."""
-        return assign_and_accumulate(network, samples, self.n_clusters, self.batch_size)
+        """Step 3 over all the samples; in a process group, over this rank's shard."""
+        rank, size = distributed.rank_and_size()
+        if size == 1:
+            return assign_and_accumulate(network, samples, self.n_clusters, self.batch_size)
+        start, stop = distributed.shard_bounds(samples.n_samples, rank, size)
+        local = assign_and_accumulate(
+            network, samples, self.n_clusters, self.batch_size, start, stop
+        )
+        return distributed.combine_assignments(local, samples.n_samples)
 
     def _inertia(
         self,

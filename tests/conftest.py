@@ -1,0 +1,44 @@
+"""Shared test fixtures: a hermetic data environment and the shared data sets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+#: ``shared/data`` beside the repository root: MNIST and Fashion-MNIST IDX files.
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+
+_DATA_ENV = ("NEURAL_KMEANS_DATA", "NEURAL_KMEANS_MIRROR", "NEURAL_KMEANS_TIMEOUT")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_data_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the data cache at a temporary folder and clear the data variables.
+
+    No test reads the user's cache or downloads from the default mirrors unless it
+    sets the variables itself (with ``monkeypatch``).
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NEURAL_KMEANS_CACHE", str(tmp_path_factory.mktemp("neural-kmeans-cache")))
+    patch.setenv("NEURAL_KMEANS_RETRIES", "0")
+    for name in _DATA_ENV:
+        patch.delenv(name, raising=False)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (holding ``mnist/`` and ``fashion-mnist/``), or skip."""
+    if not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fashion-mnist").is_dir():
+        pytest.skip(f"shared data sets not found at {SHARED_DATA} (need mnist/, fashion-mnist/)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def shared_data_env(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Set ``NEURAL_KMEANS_DATA`` to the shared data folder for one test."""
+    monkeypatch.setenv("NEURAL_KMEANS_DATA", str(shared_data))
+    return shared_data

@@ -1,0 +1,57 @@
+"""Data-parallel fits with torch.distributed (gloo on 127.0.0.1) equal one process's."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from sklearn.datasets import load_digits
+
+from neural_kmeans import NeuralKMeans
+from neural_kmeans.distributed import shard_bounds
+
+PARAMS = {"n_clusters": 10, "max_iter": 6, "random_state": 0, "init": "random"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _digits() -> np.ndarray:
+    return (load_digits().images / 16.0).astype(np.float32)
+
+
+def _fit_on_rank(rank: int, size: int, port: int, network: str, out: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
+    )
+    try:
+        model = NeuralKMeans(network=network, **PARAMS).fit(_digits())
+        np.savez(f"{out}/rank{rank}.npz", labels=model.labels_, centers=model.cluster_centers_)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("network", ["cnn", "mlp"])
+def test_two_processes_give_the_single_process_labels(tmp_path, network):
+    single = NeuralKMeans(network=network, **PARAMS).fit(_digits())
+    mp.spawn(_fit_on_rank, args=(2, _free_port(), network, str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        result = np.load(tmp_path / f"rank{rank}.npz")
+        np.testing.assert_array_equal(result["labels"], single.labels_)
+        np.testing.assert_allclose(result["centers"], single.cluster_centers_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 10, 1797])
+@pytest.mark.parametrize("size", [1, 2, 3, 8])
+def test_shards_cover_the_data_once(n, size):
+    bounds = [shard_bounds(n, r, size) for r in range(size)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    lengths = [stop - start for start, stop in bounds]
+    assert max(lengths) - min(lengths) <= 1
