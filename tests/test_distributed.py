@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import numpy as np
@@ -52,6 +53,6 @@ def test_two_processes_give_the_single_process_labels(tmp_path, network):
 def test_shards_cover_the_data_once(n, size):
     bounds = [shard_bounds(n, r, size) for r in range(size)]
     assert bounds[0][0] == 0 and bounds[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     lengths = [stop - start for start, stop in bounds]
     assert max(lengths) - min(lengths) <= 1
