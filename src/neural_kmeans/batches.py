@@ -36,7 +36,6 @@ class SampleBatches:
         self.dtype = dtype
         self.device = device
         self.scale = 1.0 / 255.0 if X.dtype == np.uint8 else 1.0
-        self.channels_last = len(self.input_shape) == 3 and device.type == "cpu"
 
     @property
     def n_samples(self) -> int:
@@ -59,10 +58,7 @@ class SampleBatches:
 
     def as_input(self, flat: torch.Tensor) -> torch.Tensor:
         """Reshape (b, d) rows to the network's (b, *input_shape) layout."""
-        shaped = flat.reshape(flat.shape[0], *self.input_shape)
-        if self.channels_last:
-            shaped = shaped.contiguous(memory_format=torch.channels_last)
-        return shaped
+        return flat.reshape(flat.shape[0], *self.input_shape)
 
     def __call__(
         self, batch_size: int, start: int = 0, stop: int | None = None

@@ -91,7 +91,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         Most iterations of the loop.
     tol : float, default=0.0
         Stop when the fraction of samples whose cluster changed is at most ``tol``.
-    batch_size : int, default=512
+    batch_size : int, default=256
         Samples per inference batch.
     image_shape : tuple of int, optional
         (h, w) or (c, h, w) of flat rows that are images; 784 features read as 28x28.
@@ -155,7 +155,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         learning_rate: float | None = None,
         max_iter: int = 20,
         tol: float = 0.0,
-        batch_size: int = 512,
+        batch_size: int = 256,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
         random_state: int | np.random.Generator | np.random.RandomState | None = None,
@@ -262,8 +262,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 Standardize(*samples.mean_and_scale(self.batch_size)), network
             )
         network = network.to(device=device, dtype=self._dtype)
-        if samples.channels_last:
-            network = network.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(network, self.optimizer, self._learning_rate())
         self.current_network_ = network  # for callbacks: the network as it trains
         callbacks = _as_list(self.callbacks)

@@ -10,7 +10,7 @@ from neural_kmeans.batches import SampleBatches
 INIT_NAMES = ("random", "k-means++")
 # k-means++ reads this many samples at most (a uniform random subset beyond it), so
 # initialising a memory-mapped data set of any size costs a bounded amount of memory.
-KMEANS_PLUSPLUS_MAX_SAMPLES = 100_000
+KMEANS_PLUSPLUS_MAX_SAMPLES = 50_000
 
 
 def initial_centroids(
@@ -34,10 +34,10 @@ def initial_centroids(
             subset = np.arange(n)
             if n > KMEANS_PLUSPLUS_MAX_SAMPLES:
                 subset = np.sort(rng.choice(n, KMEANS_PLUSPLUS_MAX_SAMPLES, replace=False))
-            data = _rows(samples, subset)
+            data = _rows(samples, subset).astype(np.float32)
             seed = int(rng.integers(np.iinfo(np.int32).max))
             centers, _ = kmeans_plusplus(data, n_clusters, random_state=seed)
-            return centers
+            return centers.astype(np.float64)
         raise ValueError(
             f"unknown init {init!r}; use one of {', '.join(INIT_NAMES)} or an array of "
             f"{n_clusters} centroids"
