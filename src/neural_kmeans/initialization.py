@@ -34,7 +34,7 @@ def initial_centroids(
             subset = np.arange(n)
             if n > KMEANS_PLUSPLUS_MAX_SAMPLES:
                 subset = np.sort(rng.choice(n, KMEANS_PLUSPLUS_MAX_SAMPLES, replace=False))
-            data = _rows(samples, subset).astype(np.float32)
+            data = _rows(samples, subset, np.float32)
             seed = int(rng.integers(np.iinfo(np.int32).max))
             centers, _ = kmeans_plusplus(data, n_clusters, random_state=seed)
             return centers.astype(np.float64)
@@ -55,6 +55,8 @@ def initial_centroids(
     return given.reshape(n_clusters, -1) * samples.scale
 
 
-def _rows(samples: SampleBatches, indices: np.ndarray) -> np.ndarray:
-    """Selected rows as float64, scaled like the batches."""
-    return np.asarray(samples.flat[indices], dtype=np.float64) * samples.scale
+def _rows(samples: SampleBatches, indices: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Selected rows, scaled like the batches."""
+    rows = np.asarray(samples.flat[indices], dtype=dtype)
+    rows *= dtype(samples.scale)
+    return rows
