@@ -1,0 +1,548 @@
+"""Static figures: centroid grids and their GIF, contingency tables, histories, sweeps,
+and the sets of figures the `run` and `reproduce` commands write.
+
+matplotlib is imported here with the non-interactive ``Agg`` backend; the rest of
+the package never imports this module at import time, so it works without
+matplotlib (``pip install neural-kmeans[plot]`` brings it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics.cluster import contingency_matrix
+
+from neural_kmeans.experiments import KMEANS, NEURAL, DataSplit, MethodRun
+from neural_kmeans.metrics import METRIC_NAMES
+
+__all__ = [
+    "centroid_figures",
+    "cluster_colors",
+    "grid_shape",
+    "plot_clusters_2d",
+    "plot_confusion",
+    "plot_history",
+    "plot_sweep",
+    "reproduce_figures",
+    "run_figures",
+    "save_centroid_grids",
+    "save_gif",
+]
+
+DPI = 100
+_METRIC_LABELS = {
+    "acc": "accuracy",
+    "nmi": "NMI",
+    "ari": "adjusted Rand index",
+    "rand": "Rand index",
+    "purity": "purity",
+}
+
+
+def grid_shape(n_clusters: int) -> tuple[int, int]:
+    """Rows and columns of a centroid grid: 5 columns up to 25 clusters (2x5 for K=10)."""
+    ncols = min(n_clusters, 5) if n_clusters <= 25 else math.ceil(math.sqrt(n_clusters))
+    return math.ceil(n_clusters / ncols), ncols
+
+
+def cluster_colors(n_clusters: int) -> np.ndarray:
+    """K distinct RGBA colours (tab10, tab20, then evenly spaced hues)."""
+    if n_clusters <= 10:
+        return plt.get_cmap("tab10")(np.arange(n_clusters))
+    if n_clusters <= 20:
+        return plt.get_cmap("tab20")(np.arange(n_clusters))
+    return plt.get_cmap("hsv")(np.linspace(0, 1, n_clusters, endpoint=False))
+
+
+def _as_images(
+    centroids: np.ndarray, image_shape: tuple[int, ...], value_range: tuple[float, float]
+) -> np.ndarray:
+    """(K, features) -> (K, h, w) greyscale or (K, h, w, 3) colour, in [0, 1]."""
+    shape = tuple(image_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    channels, height, width = shape
+    images = np.asarray(centroids, dtype=np.float64).reshape(-1, channels, height, width)
+    low, high = value_range
+    images = np.clip((images - low) / (high - low if high > low else 1.0), 0.0, 1.0)
+    if channels == 3:
+        return images.transpose(0, 2, 3, 1)
+    return images.mean(axis=1)
+
+
+def save_centroid_grids(
+    frames: Sequence[np.ndarray],
+    image_shape: tuple[int, ...],
+    out_dir: str | Path,
+    *,
+    titles: Sequence[str] | None = None,
+    sizes: Sequence[Sequence[int] | None] | None = None,
+    repaired: Sequence[Sequence[int] | None] | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    prefix: str = "iter_",
+) -> list[Path]:
+    """Draw each frame's K centroids as a grid of images, one PNG per frame.
+
+    Parameters
+    ----------
+    frames : sequence of ndarray of shape (K, n_features)
+        Centroids per iteration (frame 0: the initial ones).
+    image_shape : tuple of int
+        (h, w) or (c, h, w) of one centroid.
+    out_dir : path-like
+        Folder for ``{prefix}000.png``, ``{prefix}001.png``, ...
+    titles : sequence of str, optional
+        Figure title of each frame (default "iteration i").
+    sizes : sequence of (sequence of int or None), optional
+        Cluster sizes per frame, shown above each centroid.
+    repaired : sequence of (sequence of int or None), optional
+        Per frame, the clusters that were empty and re-seeded on a far sample.
+    value_range : (float, float)
+        Values drawn black and white.
+    prefix : str
+        File name prefix.
+
+    Returns
+    -------
+    list of Path
+        The PNG files, in order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_clusters = int(np.asarray(frames[0]).shape[0])
+    nrows, ncols = grid_shape(n_clusters)
+    first = _as_images(frames[0], image_shape, value_range)
+    height_px, width_px = first.shape[1:3]
+    # Explicit layout (inches): every panel's title has its own room above its image.
+    panel_w = 1.2
+    panel_h = panel_w * height_px / width_px
+    gap, title_h, header = 0.1, 0.22, 0.45
+    row_h = panel_h + title_h + gap
+    width = ncols * panel_w + (ncols + 1) * gap
+    height = header + nrows * row_h + gap
+    fig = plt.figure(figsize=(width, height))
+    pictures = []
+    for k in range(n_clusters):
+        row, col = divmod(k, ncols)
+        left = gap + col * (panel_w + gap)
+        bottom = height - header - row * row_h - title_h - panel_h
+        ax = fig.add_axes((left / width, bottom / height, panel_w / width, panel_h / height))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        pictures.append(
+            ax.imshow(
+                first[k], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto"
+            )
+        )
+    heading = fig.suptitle("", y=1 - 0.1 / height, va="top")
+    paths = []
+    for number, centroids in enumerate(frames):
+        images = _as_images(centroids, image_shape, value_range)
+        frame_sizes = sizes[number] if sizes is not None else None
+        moved = set(repaired[number] or ()) if repaired is not None else set()
+        for k, picture in enumerate(pictures):
+            picture.set_data(images[k])
+            label = f"{k}" if frame_sizes is None else f"{k}: n={int(frame_sizes[k])}"
+            if k in moved:
+                label = f"{k}: empty, re-seeded"
+            picture.axes.set_title(label, fontsize=8, pad=2)
+        heading.set_text(titles[number] if titles is not None else f"iteration {number}")
+        path = out_dir / f"{prefix}{number:03d}.png"
+        fig.savefig(path, dpi=DPI)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def save_gif(
+    frames: Sequence[str | Path], path: str | Path, *, duration_ms: int = 500, hold_ms: int = 1500
+) -> Path:
+    """Animate PNG frames into a looping GIF (one GIF frame per PNG).
+
+    Parameters
+    ----------
+    frames : sequence of path-like
+        PNG files of equal size, in order.
+    path : path-like
+        The GIF to write.
+    duration_ms : int
+        Display time of each frame; the last one is held ``hold_ms``.
+    """
+    images = []
+    for frame in frames:
+        with Image.open(frame) as image:
+            images.append(image.convert("RGB").quantize(colors=64, dither=Image.Dither.NONE))
+    durations = [duration_ms] * (len(images) - 1) + [hold_ms]
+    path = Path(path)
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=durations,
+        loop=0,
+        disposal=1,
+    )
+    return path
+
+
+def _ordered_table(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Contingency table (classes x clusters), clusters ordered to put matches on the diagonal."""
+    clusters = np.unique(y_pred)
+    table = contingency_matrix(y_true, y_pred)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    matched = [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
+    rest = sorted(set(range(len(clusters))) - set(matched), key=lambda c: table[:, c].argmax())
+    order = matched + rest
+    return table[:, order], [int(clusters[c]) for c in order]
+
+
+def plot_confusion(
+    y_true: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Contingency tables of the clusters of each method against the classes.
+
+    Clusters are reordered so that the best one-to-one matching (Hungarian) lies on
+    the diagonal; cell counts are written when the table is small.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n,)
+    predictions : mapping of method name to ndarray of shape (n,)
+    path : path-like
+    title : str
+    """
+    y_true = np.asarray(y_true)
+    classes = np.unique(y_true)
+    n = len(predictions)
+    widest = max(np.unique(p).size for p in predictions.values())
+    width = max(3.2, 0.42 * widest + 1.6)
+    height = max(3.0, 0.36 * classes.size + 1.4)
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    for ax, (name, y_pred) in zip(axes.flat, predictions.items(), strict=True):
+        table, clusters = _ordered_table(y_true, np.asarray(y_pred))
+        ax.imshow(table, cmap="Blues", aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(len(clusters)), [str(c) for c in clusters], fontsize=7)
+        ax.set_yticks(range(classes.size), [str(c) for c in classes], fontsize=7)
+        ax.set_xlabel("cluster")
+        ax.set_ylabel("class")
+        ax.set_title(name, fontsize=10)
+        if table.size <= 400:
+            top = table.max() or 1
+            for (i, j), count in np.ndenumerate(table):
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if count > 0.6 * top else "black",
+                )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_history(
+    histories: Mapping[str, Sequence[Mapping]],
+    path: str | Path,
+    *,
+    inertia_scale: float = 1.0,
+    reference_inertia: Mapping[str, float] | None = None,
+    title: str = "",
+) -> Path:
+    """Loss, fraction of samples that changed cluster, and inertia per iteration.
+
+    Parameters
+    ----------
+    histories : mapping of label to the estimator's ``history_``
+    path : path-like
+    inertia_scale : float
+        Multiplies the recorded inertia (e.g. 1/255² to put uint8 data in [0, 1] units).
+    reference_inertia : mapping of label to float, optional
+        Final inertias of other methods (K-means), drawn as dashed lines.
+    title : str
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    panels = (
+        ("loss", "training loss (cross-entropy)", 1.0),
+        ("changed", "fraction of samples that changed", 1.0),
+        ("inertia", "inertia", inertia_scale),
+    )
+    for ax, (key, label, factor) in zip(axes, panels, strict=True):
+        for name, history in histories.items():
+            iterations = [record["iteration"] for record in history]
+            values = [record[key] * factor for record in history]
+            ax.plot(iterations, values, marker="o", markersize=3, label=name)
+        if key == "inertia" and reference_inertia:
+            for offset, (name, value) in enumerate(reference_inertia.items()):
+                ax.axhline(value, linestyle="--", color=f"C{len(histories) + offset}", label=name)
+        ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    _, labels = axes[-1].get_legend_handles_labels()
+    if len(labels) > 1:
+        axes[-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(
+    sweep: Mapping,
+    metric: str,
+    path: str | Path,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> Path:
+    """One metric against K for every method of a sweep document.
+
+    Parameters
+    ----------
+    sweep : mapping
+        :func:`neural_kmeans.experiments.sweep_clusters`'s document.
+    metric : str
+        One of acc, nmi, ari, rand, purity.
+    path : path-like
+    labels : mapping, optional
+        Display names of the methods.
+    """
+    split = sweep["score_split"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for method, points in sweep["methods"].items():
+        ks = [point["n_clusters"] for point in points]
+        stats = [point["summary"][split][metric] for point in points]
+        means = [s["mean"] for s in stats]
+        stds = [s["std"] for s in stats]
+        name = (labels or {}).get(method, method)
+        ax.errorbar(ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, label=name)
+    ax.set_xlabel("number of clusters K")
+    ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)} ({split})")
+    ax.set_xticks(list(sweep["clusters"]))
+    ax.set_title(f"{sweep['dataset']}: {_METRIC_LABELS.get(metric, metric)} against K", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_clusters_2d(
+    x: np.ndarray,
+    predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Scatter plots of 2-D samples coloured by cluster, with the centroids.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, 2)
+    predictions : mapping of method name to (labels (n,), centroids (K, 2))
+    path : path-like
+    title : str
+    """
+    x = np.asarray(x)
+    n = len(predictions)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    for ax, (name, (labels, centers)) in zip(axes.flat, predictions.items(), strict=True):
+        colors = cluster_colors(len(centers))
+        ax.scatter(x[:, 0], x[:, 1], c=colors[np.asarray(labels)], s=6, linewidths=0)
+        ax.scatter(centers[:, 0], centers[:, 1], c=colors, s=120, marker="*", edgecolors="black")
+        ax.set_title(name, fontsize=10)
+        ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- command figures
+
+
+def _clear_frames(folder: Path) -> None:
+    """Delete the frames an earlier run left in ``folder``."""
+    if folder.is_dir():
+        for old in folder.glob("iter_*.png"):
+            old.unlink()
+
+
+def centroid_figures(
+    run: MethodRun,
+    data: DataSplit,
+    out: Path,
+    folder: str,
+    title: str,
+) -> list[Path]:
+    """Centroid grids of every iteration of a fitted neural-kmeans run, and their GIF.
+
+    Parameters
+    ----------
+    run : MethodRun
+        A neural-kmeans run fitted with ``record_centroids=True`` on image data.
+    data : DataSplit
+        Its data (for the scale and the grey range).
+    out : Path
+        The output folder.
+    folder : str
+        Writes ``out/folder/iter_000.png`` (the initial centroids) ... and ``out/folder.gif``;
+        frames an earlier run left there are deleted first.
+    title : str
+        Start of each frame's title.
+
+    Returns
+    -------
+    list of Path
+        The PNG frames, then the GIF.
+    """
+    model = run.model
+    scale = data.scale
+    frames = [np.asarray(model.initial_centers_) * scale]
+    frames += [np.asarray(record["centroids"]) * scale for record in model.history_]
+    sizes = [None] + [record["sizes"] for record in model.history_]
+    repaired = [None] + [record.get("empty_repaired") for record in model.history_]
+    titles = [f"{title}: initial centroids"] + [
+        f"{title}: iteration {record['iteration']} ({100 * record['changed']:.1f}% changed)"
+        for record in model.history_
+    ]
+    _clear_frames(out / folder)
+    paths = save_centroid_grids(
+        frames,
+        model.image_shape_,
+        out / folder,
+        titles=titles,
+        sizes=sizes,
+        repaired=repaired,
+        value_range=data.value_range(),
+    )
+    gif = save_gif(paths, out / f"{folder}.gif")
+    return [*paths, gif]
+
+
+def _score_labels(data: DataSplit, run: MethodRun) -> tuple[np.ndarray | None, np.ndarray]:
+    if data.x_test is not None and run.test_labels is not None:
+        return data.y_test, run.test_labels
+    return data.y_train, run.train_labels
+
+
+def run_figures(data: DataSplit, runs: Mapping[str, MethodRun], out: Path) -> list[str]:
+    """The figures of ``neural-kmeans run``; returns what was written, for the summary.
+
+    ``centroids/`` and ``centroids.gif`` for images, ``clusters.png`` for 2-D rows,
+    ``history.png``, and ``confusion.png`` when there are labels (on test when there is
+    a test split).
+    """
+    written = []
+    neural = runs[NEURAL]
+    model = neural.model
+    if model.image_shape_ is not None:
+        files = centroid_figures(neural, data, out, "centroids", data.name)
+        written += [f"centroids/ ({len(files) - 1} frames)", files[-1].name]
+    elif data.n_features == 2:
+        predictions = {
+            name: (run.train_labels, np.asarray(run.model.cluster_centers_) * data.scale)
+            for name, run in runs.items()
+        }
+        path = plot_clusters_2d(
+            data.rows("train"), predictions, out / "clusters.png", title=data.name
+        )
+        written.append(path.name)
+    reference = {"kmeans (final)": runs[KMEANS].inertia} if KMEANS in runs else None
+    path = plot_history(
+        {NEURAL: model.history_},
+        out / "history.png",
+        inertia_scale=data.scale**2,
+        reference_inertia=reference,
+        title=f"{data.name}, K={neural.n_clusters}",
+    )
+    written.append(path.name)
+    y_true, _ = _score_labels(data, neural)
+    if y_true is not None:
+        split = "test" if data.x_test is not None else data.fit_split
+        predictions = {name: _score_labels(data, run)[1] for name, run in runs.items()}
+        path = plot_confusion(
+            y_true, predictions, out / "confusion.png", title=f"{data.name} ({split})"
+        )
+        written.append(path.name)
+    return written
+
+
+def reproduce_figures(
+    data: DataSplit,
+    first: Mapping[str, MethodRun],
+    document: Mapping[str, Any],
+    out: Path,
+) -> dict[str, str]:
+    """The figures of ``neural-kmeans reproduce``, from the first seed's runs.
+
+    Returns
+    -------
+    dict of str to str
+        Paths relative to ``out``, under the keys
+        :func:`neural_kmeans.report.reproduce_report` reads.
+    """
+    figures: dict[str, str] = {}
+    ten, one = first["cnn-10-steps"], first["cnn-1-step"]
+    files = centroid_figures(ten, data, out, "centroids", "CNN, 10 steps/iteration")
+    figures["centroids"] = files[-2].relative_to(out).as_posix()
+    figures["centroids_gif"] = files[-1].relative_to(out).as_posix()
+    files = centroid_figures(one, data, out, "centroids-1-step", "CNN, 1 step/iteration")
+    figures["centroids_1_step"] = files[-2].relative_to(out).as_posix()
+    figures["centroids_1_step_gif"] = files[-1].relative_to(out).as_posix()
+    plot_history(
+        {"CNN, 1 step": one.model.history_, "CNN, 10 steps": ten.model.history_},
+        out / "history.png",
+        inertia_scale=data.scale**2,
+        reference_inertia={"K-means (final)": first[KMEANS].inertia},
+        title=f"{data.name}, K={ten.n_clusters}, seed {ten.seed}",
+    )
+    figures["history"] = "history.png"
+    plot_confusion(
+        data.y_test,
+        {
+            "K-means": first[KMEANS].test_labels,
+            "CNN, 1 step": one.test_labels,
+            "CNN, 10 steps": ten.test_labels,
+        },
+        out / "confusion.png",
+        title=f"{data.name} test set, seed {ten.seed}",
+    )
+    figures["confusion"] = "confusion.png"
+    if document.get("sweep"):
+        labels = {KMEANS: "K-means", f"{NEURAL}:cnn": "CNN, 10 steps"}
+        for metric in METRIC_NAMES:
+            name = f"sweep_{metric}.png"
+            plot_sweep(document["sweep"], metric, out / name, labels=labels)
+            figures[f"sweep_{metric}"] = name
+    return figures
