@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,3 +60,34 @@ def test_shards_cover_the_data_once(n, size):
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     lengths = [stop - start for start, stop in bounds]
     assert max(lengths) - min(lengths) <= 1
+
+
+def test_torchrun_run_command_gives_the_single_process_labels(tmp_path):
+    """``torchrun --nproc-per-node 2 -m neural_kmeans run`` shards the data over two
+    processes; process 0 alone writes, and the clusters are one process's."""
+    common = ["run", "--dataset", "digits", "--network", "cnn", "--max-iter", "4"]
+    common += ["--seed", "3", "--no-baseline", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher += ["--nproc-per-node", "2", "-m", "neural_kmeans"]
+    parallel = subprocess.run(
+        [*launcher, *common, "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert parallel.returncode == 0, parallel.stderr[-2000:]
+    single = subprocess.run(
+        [sys.executable, "-m", "neural_kmeans", *common, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    two, one = np.load(tmp_path / "two" / "labels.npy"), np.load(tmp_path / "one" / "labels.npy")
+    np.testing.assert_array_equal(two, one)
+    results = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert results["config"]["processes"] == 2
+    assert parallel.stdout.count("outputs written") == 1  # only process 0 reports

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from neural_kmeans import distributed
 from neural_kmeans import experiments as ex
 from neural_kmeans.metrics import METRIC_NAMES
 
@@ -247,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Fit neural-kmeans on the training split (all of the data when there is no split), "
         "score it on train and, when the data set has one, on test (through predict), and "
         "run scikit-learn's KMeans on the same data.\n\n"
-        "Writes into --out: results.json; history.png (loss, fraction changed, inertia per "
-        "iteration); confusion.png (clusters against labels, when there are labels); for "
+        "Writes into --out: results.json; labels.npy (the fitted clusters); history.png "
+        "(loss, fraction changed, inertia per iteration); confusion.png (clusters against "
+        "labels, when there are labels); for "
         "images centroids/iter_000.png ... (the K centroids at each iteration; 000 = the "
         "initial ones) and centroids.gif; for 2-D rows clusters.png.",
     )
@@ -722,7 +724,13 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     k = ex.resolve_clusters(data, args.clusters)
     _check_network(args.network, data)
     config = _neural_config(args)
-    out = make_out_dir(out, context)
+    # Under torchrun every process fits its shard; process 0 alone writes and reports.
+    rank, world_size = distributed.rank_and_size()
+    leader = rank == 0
+    if not leader:
+        reporter = ConsoleReporter(quiet=True)
+    else:
+        out = make_out_dir(out, context)
     threads = ex.resolve_threads(args.threads, data.x_train.size)
     runs: dict[str, ex.MethodRun] = {}
     with ex.thread_limit(threads):
@@ -736,7 +744,7 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
             reporter=reporter,
             record_centroids=True,
         )
-        if not args.no_baseline:
+        if not args.no_baseline and leader:
             runs[ex.KMEANS] = ex.fit_method(
                 ex.KMEANS,
                 data,
@@ -746,6 +754,8 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
                 kmeans_max_iter=args.kmeans_max_iter,
                 reporter=reporter,
             )
+    if not leader:
+        return 0
     settings = {
         **config.as_dict(),
         "network_resolved": _network_name(args.network, data),
@@ -757,11 +767,14 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
         else {"n_init": 1, "init": "k-means++", "max_iter": args.kmeans_max_iter},
         "data_dir": args.data_dir,
         "threads": threads,
+        "processes": world_size,
         "inertia_units": "samples scaled to [0, 1] (uint8 / 255); other data as is",
         "command": _command_line(context["argv"]),
     }
     results = ex.run_results(data, k, runs, settings)
     written = [write_json(results, out / "results.json").name]
+    np.save(out / "labels.npy", runs[ex.NEURAL].train_labels)
+    written.append("labels.npy")
     plotting = _plotting(reporter)
     if plotting is not None:
         written += plotting.run_figures(data, runs, out)
@@ -1094,6 +1107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     context: dict[str, Any] = {"argv": argv, "out": None, "reporter": reporter}
     handler: Callable[[argparse.Namespace, dict[str, Any]], int] = args.handler
     try:
+        if args.command == "run":
+            distributed.init_from_environment()
         return handler(args, context)
     except ex.UsageError as error:
         reporter.close()
@@ -1113,6 +1128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"; traceback in {log}" if log else ""
         _error(f"unexpected {type(error).__name__}: {error}{where}")
         return 1
+    finally:
+        distributed.leave()
 
 
 if __name__ == "__main__":

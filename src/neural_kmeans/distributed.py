@@ -48,6 +48,12 @@ def init_from_environment(timeout_seconds: float = 300.0) -> bool:
     return True
 
 
+def leave() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def shard_bounds(n_samples: int, rank: int, size: int) -> tuple[int, int]:
     """Start and stop of rank's contiguous shard of ``n_samples`` (sizes differ by ≤ 1)."""
     base, extra = divmod(n_samples, size)
