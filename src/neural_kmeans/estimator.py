@@ -13,6 +13,7 @@ and back to 2 until the assignment stops changing or ``max_iter`` is reached.
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,15 +37,22 @@ from neural_kmeans.centroids import (
     repair_empty_clusters,
     squared_distances_to_assigned,
 )
-from neural_kmeans.initialization import INIT_NAMES, initial_centroids
-from neural_kmeans.networks import (
-    NETWORK_NAMES,
-    Standardize,
-    build_network,
-    resolve_network_name,
+from neural_kmeans.checkpoint import FitCheckpoints, interrupt_handlers
+from neural_kmeans.initialization import initial_centroids
+from neural_kmeans.networks import Standardize, build_network, resolve_network_name
+from neural_kmeans.serialization import load_model, save_model
+from neural_kmeans.training import make_optimizer, train_on_centroids
+from neural_kmeans.validation import (
+    InvalidParameterError,
+    check_data_for_params,
+    check_device,
+    check_finite_centroids,
+    check_network_outputs,
+    check_params,
+    check_training_loss,
+    resolve_image_shape,
+    to_numpy_samples,
 )
-from neural_kmeans.training import OPTIMIZER_NAMES, make_optimizer, train_on_centroids
-from neural_kmeans.validation import resolve_image_shape, to_numpy_samples
 
 #: ``callback(iteration, record, model) -> stop?``: called after every iteration with
 #: that iteration's history record; returning True stops the loop.
@@ -56,6 +64,8 @@ DEFAULT_LEARNING_RATE = 1e-2
 # Built-in networks that see standardized inputs (a fixed first layer): they learn far
 # better from K points when the features are centred and of unit scale.
 STANDARDIZED_NETWORKS = ("mlp", "linear")
+# Samples on which each iteration's network is checked for non-finite outputs.
+PROBE_SAMPLES = 256
 
 Callback = Callable[[int, dict, "NeuralKMeans"], "bool | None"]
 
@@ -106,6 +116,11 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         Keep each iteration's centroids in ``history_`` (for figures).
     callbacks : callable or list of callables, optional
         ``callback(iteration, record, model) -> stop?`` after every iteration.
+    checkpoint_dir : str or os.PathLike, optional
+        Write the loop's whole state to ``checkpoint_dir/checkpoint.safetensors`` after
+        every iteration (atomically), and let SIGINT/SIGTERM stop the fit cleanly after
+        the current iteration (:class:`~neural_kmeans.checkpoint.FitInterrupted`);
+        ``fit(X, resume=True)`` continues from it. See :mod:`neural_kmeans.checkpoint`.
 
     Attributes
     ----------
@@ -162,6 +177,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         verbose: int = 0,
         record_centroids: bool = False,
         callbacks: Callback | Sequence[Callback] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.network = network
@@ -178,9 +194,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.verbose = verbose
         self.record_centroids = record_centroids
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X: Any, y: Any = None) -> NeuralKMeans:
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> NeuralKMeans:
         """Cluster ``X``.
 
         Parameters
@@ -189,30 +206,85 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             Samples; uint8 is scaled to [0, 1] (per batch: the data is never copied).
         y : ignored
             Present for scikit-learn's API; labels are never read.
+        resume : bool, default=False
+            Continue from the checkpoint in ``checkpoint_dir`` (same data and
+            parameters; ``max_iter``, ``verbose`` and ``callbacks`` may differ). The
+            result equals an uninterrupted fit's.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError, TypeError
+            Invalid parameters or data, before any work.
+        neural_kmeans.checkpoint.CheckpointError
+            A checkpoint that cannot be written, or resumed.
+        neural_kmeans.checkpoint.FitInterrupted
+            SIGINT or SIGTERM came during a fit with a ``checkpoint_dir``; the
+            iteration's checkpoint is written.
+        neural_kmeans.validation.DivergenceError
+            A loss, network output or centroid that is not finite.
         """
+        check_params(self)
+        if resume and self.checkpoint_dir is None:
+            raise InvalidParameterError(
+                "resume=True needs checkpoint_dir: the folder the interrupted fit wrote its "
+                "checkpoint to"
+            )
         data = to_numpy_samples(X)
-        self._check_params(data.shape[0])
         self.n_features_in_ = int(np.prod(data.shape[1:]))
         self.image_shape_ = resolve_image_shape(data.shape[1:], self.image_shape)
         self._network_name = resolve_network_name(self.network, self.image_shape_ is not None)
-        if self._network_name == "cnn" and self.image_shape_ is None:
-            raise ValueError(
-                f"network='cnn' needs images: rows of {self.n_features_in_} features have no "
-                "known image shape; pass image_shape=(h, w) or use network='mlp'"
-            )
+        check_data_for_params(
+            self, data.shape[1:], data.shape[0], self.image_shape_, self._network_name
+        )
         self._dtype = self._compute_dtype(data)
         self.device_ = self._resolve_device()
+        checkpoints = None
+        if self.checkpoint_dir is not None:
+            checkpoints = FitCheckpoints(self, data, resume=resume)
         samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_)
         rng, torch_seed = self._random_generators()
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), interrupt_handlers(checkpoints):
             torch.manual_seed(torch_seed)
-            self._fit(samples, rng)
+            self._fit(samples, rng, checkpoints)
         return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` (safetensors + JSON header + SHA-256; no pickle).
+
+        See :mod:`neural_kmeans.serialization`. A model with a callable ``network``
+        is saved too, but loading it needs the factory again.
+        """
+        save_model(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        network: Callable | None = None,
+        device: str | torch.device | None = None,
+    ) -> NeuralKMeans:
+        """Read a model written by :meth:`save`; it predicts as the saved model did.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        network : callable, optional
+            The network factory of a model fitted with a callable ``network``.
+        device : str or torch.device, optional
+            Overrides the saved ``device`` parameter (e.g. ``"cpu"``).
+
+        Raises
+        ------
+        neural_kmeans.serialization.ModelFileError
+            A damaged file, a file of another format version, or a missing factory.
+        """
+        return load_model(path, network=network, device=device, cls=cls)
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit and return ``labels_`` (a tensor on X's device when X is a tensor)."""
@@ -248,14 +320,23 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return -float(distances.sum()) / samples.scale**2
 
     # ------------------------------------------------------------------ the loop
-    def _fit(self, samples: SampleBatches, rng: np.random.Generator) -> None:
+    def _fit(
+        self,
+        samples: SampleBatches,
+        rng: np.random.Generator,
+        checkpoints: FitCheckpoints | None = None,
+    ) -> None:
         device, scale = self.device_, samples.scale
-        centroids = torch.as_tensor(
-            initial_centroids(samples, self.n_clusters, self.init, rng),
-            dtype=torch.float64,
-            device=device,
-        )
-        self.initial_centers_ = (centroids / scale).cpu().numpy()
+        resumed = None if checkpoints is None else checkpoints.resumed
+        if resumed is None:
+            centroids = torch.as_tensor(
+                initial_centroids(samples, self.n_clusters, self.init, rng),
+                dtype=torch.float64,
+                device=device,
+            )
+            self.initial_centers_ = (centroids / scale).cpu().numpy()
+        else:
+            self.initial_centers_ = resumed.initial_centers
         network = build_network(self._network_name, self._input_shape(), self.n_clusters)
         if self._network_name in STANDARDIZED_NETWORKS:
             network = torch.nn.Sequential(
@@ -267,17 +348,22 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         callbacks = _as_list(self.callbacks)
         previous: torch.Tensor | None = None
         self.history_, self.converged_ = [], False
-        for iteration in range(1, self.max_iter + 1):
+        first = 1
+        if checkpoints is not None and resumed is not None:
+            centroids, previous, first = checkpoints.restore(self, network, optimizer, rng)
+            labels = previous
+        # A few samples on which every iteration's network must give finite outputs.
+        probe = samples.as_input(samples.flat_batch(0, min(samples.n_samples, PROBE_SAMPLES)))
+        for iteration in range(first, self.max_iter + 1):
             started = time.perf_counter()
             # Step 2: train the classifier on the K labelled centroids.
             loss = train_on_centroids(
                 network, optimizer, samples.as_input(centroids.to(self._dtype)), self.steps_per_iter
             )
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"iteration {iteration}: the training loss is {loss}; the network diverged. "
-                    f"Lower learning_rate (now {self._learning_rate()})"
-                )
+            check_training_loss(iteration, loss, network, self._learning_rate())
+            check_network_outputs(
+                iteration, network, [samples.as_input(centroids.to(self._dtype)), probe]
+            )
             # Step 3: every sample's cluster is the network's predicted class.
             assignment = self._assign(network, samples)
             labels = assignment.labels
@@ -289,6 +375,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 samples, labels, assignment.sums, assignment.counts, new_centroids, self.batch_size
             )
             inertia = self._inertia(samples, assignment, new_centroids, repaired)
+            check_finite_centroids(iteration, new_centroids, inertia)
             centroids, previous = new_centroids, labels
             record = {
                 "iteration": iteration,
@@ -309,10 +396,12 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                     file=sys.stderr,
                 )
             stop_requested = any(bool(cb(iteration, record, self)) for cb in callbacks)
-            if changed <= self.tol:
-                self.converged_ = True
-                break
-            if stop_requested:
+            self.converged_ = changed <= self.tol
+            if checkpoints is not None:
+                done = self.converged_ or stop_requested
+                checkpoints.save(self, iteration, centroids, labels, network, optimizer, rng, done)
+                checkpoints.raise_if_interrupted(iteration)
+            if self.converged_ or stop_requested:
                 break
         self.network_ = network.eval()
         self.labels_ = labels.numpy()
@@ -350,39 +439,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return max(float(assignment.squared_norm - between), 0.0)
 
     # ------------------------------------------------------------------ helpers
-    def _check_params(self, n_samples: int) -> None:
-        k = self.n_clusters
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {k!r}")
-        if n_samples < k:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_clusters={k}: give more samples "
-                "or ask for fewer clusters"
-            )
-        for name in ("steps_per_iter", "max_iter", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        rate = self.learning_rate
-        if rate is not None and (not isinstance(rate, numbers.Real) or not rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol <= 1:
-            raise ValueError(f"tol must be a fraction in [0, 1], got {self.tol!r}")
-        if not callable(self.network) and self.network not in NETWORK_NAMES:
-            raise ValueError(
-                f"unknown network {self.network!r}; choose one of {', '.join(NETWORK_NAMES)} "
-                "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
-            )
-        if isinstance(self.init, str) and self.init not in INIT_NAMES:
-            raise ValueError(
-                f"unknown init {self.init!r}; use one of {', '.join(INIT_NAMES)} or an array "
-                "of n_clusters centroids"
-            )
-        if self.optimizer not in OPTIMIZER_NAMES:
-            raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZER_NAMES)}"
-            )
-
     def _learning_rate(self) -> float:
         if self.learning_rate is not None:
             return float(self.learning_rate)
@@ -395,14 +451,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return torch.float32
 
     def _resolve_device(self) -> torch.device:
-        if isinstance(self.device, str) and self.device == "auto":
+        resolved = check_device(self.device)
+        if resolved is None:  # "auto"
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            return torch.device(self.device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(
-                f"unknown device {self.device!r}: use 'auto', 'cpu' or 'cuda'"
-            ) from error
+        return resolved
 
     def _input_shape(self) -> tuple[int, ...]:
         """One sample's shape as the network takes it."""

@@ -1,17 +1,72 @@
-"""Input checks shared by every entry point: arrays in, a clear error or a clean view out."""
+"""Input checks shared by every entry point: arrays in, a clear error or a clean view out.
+
+Everything here runs before any work (no centroid is drawn, no network built): a bad
+parameter is an :class:`InvalidParameterError` (both a ``ValueError`` and a
+``TypeError``, as scikit-learn's), bad data a ``ValueError`` or ``TypeError`` whose
+message names the problem and the fix. The numerical guards of the loop (a loss, a
+weight, a network output or a centroid that is not finite) raise :class:`DivergenceError`.
+"""
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import numbers
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from neural_kmeans.initialization import INIT_NAMES
+from neural_kmeans.networks import NETWORK_NAMES
+from neural_kmeans.training import OPTIMIZER_NAMES
+
 MNIST_FLAT_FEATURES = 28 * 28
+#: The CNN's two 3x3 convolutions and 2x2 poolings need images of at least this size.
+CNN_MIN_SIZE = 8
+#: A mean cross-entropy on the K centroids above this means the network diverged: an
+#: untrained network scores about ln K, a working one less.
+MAX_TRAINING_LOSS = 1e6
+#: Values read per block by the finiteness check (bounds its temporary memory).
+FINITE_CHECK_BLOCK = 1 << 22
+# scikit-learn 1.6 renamed check_array's force_all_finite to ensure_all_finite.
+_FINITE_KEYWORD = (
+    "ensure_all_finite"
+    if "ensure_all_finite" in inspect.signature(check_array).parameters
+    else "force_all_finite"
+)
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter of :class:`~neural_kmeans.NeuralKMeans` is invalid.
+
+    Both a ``ValueError`` and a ``TypeError`` (as scikit-learn's own
+    ``InvalidParameterError``), so either ``except`` clause catches it.
+    """
+
+
+class DivergenceError(FloatingPointError):
+    """The loop met a value that is not finite: a loss, a network output or a centroid.
+
+    Raised before the value reaches the centroids, the fitted attributes or a
+    checkpoint, so the last checkpoint (if any) holds the last good iteration.
+
+    Attributes
+    ----------
+    iteration : int
+        The iteration (from 1) at which the fault was found.
+    """
+
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+# ---------------------------------------------------------------------------- samples
 def to_numpy_samples(X: Any, *, estimator_name: str = "NeuralKMeans") -> np.ndarray:
     """Validate samples and return them as a numpy array, without copying where possible.
 
@@ -19,39 +74,107 @@ def to_numpy_samples(X: Any, *, estimator_name: str = "NeuralKMeans") -> np.ndar
     ----------
     X : array-like or torch.Tensor of shape (n, d), (n, h, w) or (n, c, h, w)
         Rows or images. uint8 is kept as uint8 (scaled to [0, 1] later, per batch).
+    estimator_name : str, default="NeuralKMeans"
+        Named in the error messages.
 
     Returns
     -------
     numpy.ndarray of the same shape, dtype uint8, float32 or float64.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric data (strings, dates, sparse matrices).
+    ValueError
+        Complex data, NaN or infinite values, no samples, a sample with no values, or
+        a number of dimensions other than 2, 3 or 4.
     """
     if isinstance(X, torch.Tensor):
         X = X.detach()
         if X.device.type != "cpu":
             X = X.cpu()
+        if X.is_floating_point() and X.dtype not in (torch.float16, torch.float32, torch.float64):
+            X = X.float()  # bfloat16 and the float8 types have no numpy equivalent
         X = X.numpy()
     if isinstance(X, np.ndarray) and X.dtype.kind not in "biufc" and X.dtype != object:
         raise TypeError(
             f"{estimator_name} needs numeric samples, got dtype {X.dtype}; "
             "convert the data to numbers (for example np.asarray(X, dtype=float))"
         )
-    X = check_array(
-        X,
-        dtype=None if isinstance(X, np.ndarray) and X.dtype.kind in "uf" else "numeric",
-        allow_nd=True,
-        copy=False,
-        ensure_min_samples=1,
-        estimator=estimator_name,
-    )
+    if isinstance(X, np.ndarray) and X.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: X has dtype {X.dtype}; {estimator_name} needs real "
+            "numbers: pass X.real, or np.abs(X) for magnitudes"
+        )
+    try:
+        X = check_array(
+            X,
+            dtype=None if isinstance(X, np.ndarray) and X.dtype.kind in "uf" else "numeric",
+            allow_nd=True,
+            copy=False,
+            **{_FINITE_KEYWORD: False},  # checked below, block by block, with a location
+            ensure_min_samples=1,
+            estimator=estimator_name,
+        )
+    except ValueError as problem:
+        if not str(problem).startswith("could not convert"):
+            raise
+        raise ValueError(
+            f"{estimator_name} needs numeric samples, but X holds values that are not "
+            f"numbers ({problem}); convert or drop them first"
+        ) from None
     if X.ndim not in (2, 3, 4):
         raise ValueError(
             f"{estimator_name} takes rows (n, d) or images (n, h, w) / (n, c, h, w); "
-            f"got an array with {X.ndim} dimensions of shape {X.shape}"
+            f"got an array with {X.ndim} dimensions of shape {X.shape}: reshape it, "
+            "for example X.reshape(len(X), -1) for flat rows"
         )
+    if min(X.shape[1:]) < 1:
+        raise ValueError(
+            f"X has samples of shape {X.shape[1:]}, which hold no values; each sample "
+            "needs at least one feature"
+        )
+    check_finite(X)
     if X.dtype == np.uint8 or X.dtype in (np.float32, np.float64):
         return X
     if X.dtype.kind == "f":
         return X.astype(np.float32)
     return X.astype(np.float64)
+
+
+def check_finite(X: np.ndarray, name: str = "X") -> None:
+    """Raise a ``ValueError`` naming the first NaN or infinite value of ``X``.
+
+    Reads ``X`` block by block (a memory-mapped array is never loaded whole); integer
+    arrays are finite by construction and are not read.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (n, ...)
+    name : str, default="X"
+        The array's name in the message.
+    """
+    if X.dtype.kind not in "fc" or X.size == 0:
+        return
+    per_sample = max(1, X.size // X.shape[0])
+    step = max(1, FINITE_CHECK_BLOCK // per_sample)
+    for start in range(0, X.shape[0], step):
+        block = X[start : start + step]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(block.sum()):  # fast path; an overflowing sum falls through
+                continue
+        bad = np.argwhere(~np.isfinite(block))
+        if len(bad) == 0:
+            continue
+        where = (start + int(bad[0][0]), *(int(i) for i in bad[0][1:]))
+        value = block[tuple(bad[0])]
+        kind = "NaN" if np.isnan(value) else "infinity"
+        raise ValueError(
+            f"{name} contains {kind} (the first non-finite value is at index {where}); "
+            "NeuralKMeans needs finite values (no NaN, no infinity): drop those samples, "
+            "impute the missing values (for example sklearn.impute.SimpleImputer) or "
+            "replace infinite values (np.nan_to_num)"
+        )
 
 
 def resolve_image_shape(
@@ -62,28 +185,369 @@ def resolve_image_shape(
     ``sample_shape`` is ``X.shape[1:]``. Flat rows take ``image_shape`` when given
     ((h, w) or (c, h, w)); 784 features are read as 28x28 greyscale.
     """
+    wanted = None if image_shape is None else check_image_shape(image_shape)
     if len(sample_shape) == 3:
-        found = tuple(sample_shape)
+        found = tuple(int(s) for s in sample_shape)
     elif len(sample_shape) == 2:
-        found = (1, *sample_shape)
-    elif image_shape is not None:
-        found = tuple(int(s) for s in image_shape)
-        if len(found) == 2:
-            found = (1, *found)
-        if len(found) != 3 or math.prod(found) != sample_shape[0]:
+        found = (1, *(int(s) for s in sample_shape))
+    elif wanted is not None:
+        found = wanted if len(wanted) == 3 else (1, *wanted)
+        if math.prod(found) != sample_shape[0]:
             raise ValueError(
-                f"image_shape={tuple(image_shape)} does not fit rows of {sample_shape[0]} "
-                "features; give (h, w) or (c, h, w) whose product is the number of features"
+                f"image_shape={wanted} does not fit rows of {sample_shape[0]} features; "
+                "give (h, w) or (c, h, w) whose product is the number of features"
             )
         return found
     elif sample_shape[0] == MNIST_FLAT_FEATURES:
         return (1, 28, 28)
     else:
         return None
-    if image_shape is not None:
-        wanted = tuple(int(s) for s in image_shape)
-        if (1, *wanted) != found and wanted != found:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} contradicts the images' shape {sample_shape}"
-            )
+    if wanted is not None and (1, *wanted) != found and wanted != found:
+        raise ValueError(
+            f"image_shape={wanted} contradicts the images' shape {tuple(sample_shape)}; "
+            "leave image_shape=None for images (it is read from X) or make them agree"
+        )
     return found
+
+
+def check_image_shape(image_shape: Any) -> tuple[int, ...]:
+    """``image_shape`` as a tuple of 2 or 3 positive ints, or an InvalidParameterError."""
+    if isinstance(image_shape, str | bytes) or not isinstance(image_shape, Sequence | np.ndarray):
+        raise InvalidParameterError(
+            f"image_shape must be None or a tuple (h, w) or (c, h, w) of positive "
+            f"integers, got {image_shape!r}"
+        )
+    items = list(image_shape)
+    if len(items) not in (2, 3) or not all(_is_int(s) and s >= 1 for s in items):
+        raise InvalidParameterError(
+            f"image_shape must be a tuple (h, w) or (c, h, w) of positive integers, got "
+            f"{tuple(items)!r}; for example image_shape=(28, 28)"
+        )
+    return tuple(int(s) for s in items)
+
+
+# ------------------------------------------------------------------------- parameters
+def check_params(estimator: Any) -> None:
+    """Check the constructor parameters of a ``NeuralKMeans`` that need no data.
+
+    Parameters
+    ----------
+    estimator : NeuralKMeans
+
+    Raises
+    ------
+    InvalidParameterError
+        A ``ValueError`` and ``TypeError`` whose message names the parameter, what
+        was given and what is accepted.
+    """
+    k = estimator.n_clusters
+    if not _is_int(k):
+        raise InvalidParameterError(
+            f"n_clusters must be a positive integer (the number of clusters), got {k!r} "
+            f"of type {type(k).__name__}; for example n_clusters=10"
+        )
+    if k < 1:
+        raise InvalidParameterError(f"n_clusters must be at least 1, got {k}; ask for 1 or more")
+    for name in ("steps_per_iter", "max_iter", "batch_size"):
+        value = getattr(estimator, name)
+        if not _is_int(value) or value < 1:
+            raise InvalidParameterError(
+                f"{name} must be a positive integer, got {value!r}; for example "
+                f"{name}={_DEFAULTS[name]}"
+            )
+    rate = estimator.learning_rate
+    if rate is not None and not (_is_real(rate) and math.isfinite(rate) and rate > 0):
+        raise InvalidParameterError(
+            f"learning_rate must be None (the network's default) or a finite positive "
+            f"number, got {rate!r}; for example learning_rate=1e-3"
+        )
+    tol = estimator.tol
+    if not (_is_real(tol) and 0 <= tol <= 1):
+        raise InvalidParameterError(
+            f"tol must be a fraction in [0, 1] (of samples whose cluster may still change "
+            f"at convergence), got {tol!r}; for example tol=0.0"
+        )
+    _check_choice("network", estimator.network, NETWORK_NAMES, callable_ok=True)
+    init = estimator.init
+    if isinstance(init, str):
+        _check_choice("init", init, INIT_NAMES, array_ok=True)
+    else:
+        check_init_array(init, k)
+    _check_choice("optimizer", estimator.optimizer, OPTIMIZER_NAMES)
+    check_device(estimator.device)
+    check_random_state(estimator.random_state)
+    if estimator.image_shape is not None:
+        check_image_shape(estimator.image_shape)
+    if not (_is_int(estimator.verbose) or isinstance(estimator.verbose, bool | np.bool_)) or (
+        estimator.verbose < 0
+    ):
+        raise InvalidParameterError(
+            f"verbose must be a non-negative integer, got {estimator.verbose!r}"
+        )
+    if not isinstance(estimator.record_centroids, bool | np.bool_):
+        raise InvalidParameterError(
+            f"record_centroids must be True or False, got {estimator.record_centroids!r}"
+        )
+    check_callbacks(estimator.callbacks)
+    directory = getattr(estimator, "checkpoint_dir", None)
+    if directory is not None and not isinstance(directory, str | os.PathLike):
+        raise InvalidParameterError(
+            f"checkpoint_dir must be None or a folder path (str or pathlib.Path), got {directory!r}"
+        )
+
+
+def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) -> np.ndarray:
+    """``init`` given as centroids: a finite numeric array of ``n_clusters`` rows.
+
+    With ``n_features`` the centroids must also have that many values each. Returns
+    them as a float64 array of shape (K, n_features) (or (K, -1) without it).
+    """
+    try:
+        given = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"init must be one of {', '.join(map(repr, INIT_NAMES))} or an array of "
+            f"{n_clusters} centroids, got {_short(init)}"
+        ) from None
+    if given.ndim == 0:
+        raise InvalidParameterError(
+            f"init must be one of {', '.join(map(repr, INIT_NAMES))} or an array of "
+            f"{n_clusters} centroids, got {_short(init)}"
+        )
+    if given.ndim < 2 or given.shape[0] != n_clusters or 0 in given.shape:
+        raise InvalidParameterError(
+            f"init array has shape {given.shape}; expected ({n_clusters}, n_features): "
+            "n_clusters centroids with the samples' number of features"
+        )
+    flat = given.reshape(n_clusters, -1)
+    if n_features is not None and flat.shape[1] != n_features:
+        raise InvalidParameterError(
+            f"init array has shape {given.shape}; expected ({n_clusters}, {n_features}) "
+            "(n_clusters centroids with the samples' number of features)"
+        )
+    if not np.isfinite(flat).all():
+        raise InvalidParameterError(
+            "init array holds NaN or infinite values; give finite centroids"
+        )
+    return flat
+
+
+def check_device(device: Any) -> torch.device | None:
+    """The torch device ``device`` names (None for ``"auto"``); it must exist here."""
+    if isinstance(device, str) and device == "auto":
+        return None
+    if not isinstance(device, str | torch.device):
+        raise InvalidParameterError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}"
+        )
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidParameterError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidParameterError(
+                f"device={device!r} but CUDA is not available on this machine; "
+                "use device='cpu' (or 'auto', which takes CUDA only when present)"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InvalidParameterError(
+                f"device={device!r} but this machine has {torch.cuda.device_count()} "
+                "CUDA device(s); use an index below that, or device='cuda'"
+            )
+    elif resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InvalidParameterError(
+                f"device={device!r} but MPS is not available here; use device='cpu'"
+            )
+    elif resolved.type != "cpu":
+        raise InvalidParameterError(
+            f"unsupported device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
+    return resolved
+
+
+def check_random_state(state: Any) -> None:
+    """None, a seed in [0, 2**64) or a numpy Generator or RandomState."""
+    if state is None or isinstance(state, np.random.Generator | np.random.RandomState):
+        return
+    if _is_int(state) and 0 <= state < 2**64:
+        return
+    raise InvalidParameterError(
+        f"random_state must be None, a non-negative integer seed (below 2**64), a numpy "
+        f"Generator or a RandomState, got {state!r}; for example random_state=0"
+    )
+
+
+def check_callbacks(callbacks: Any) -> None:
+    """None, a callable, or a list or tuple of callables."""
+    if callbacks is None or callable(callbacks):
+        return
+    if isinstance(callbacks, list | tuple):
+        bad = [c for c in callbacks if not callable(c)]
+        if not bad:
+            return
+        raise InvalidParameterError(
+            f"callbacks must all be callables callback(iteration, record, model) -> stop?, "
+            f"got {_short(bad[0])} in the list"
+        )
+    raise InvalidParameterError(
+        f"callbacks must be None, a callable callback(iteration, record, model) -> stop? "
+        f"or a list of them, got {_short(callbacks)}"
+    )
+
+
+def check_data_for_params(
+    estimator: Any,
+    sample_shape: tuple[int, ...],
+    n_samples: int,
+    image_shape: tuple[int, ...] | None,
+    network_name: Any,
+) -> None:
+    """Checks that need both the parameters and the data's shape (before any work).
+
+    Parameters
+    ----------
+    estimator : NeuralKMeans
+    sample_shape : tuple of int
+        ``X.shape[1:]``.
+    n_samples : int
+    image_shape : tuple of int or None
+        The samples' resolved (c, h, w), or None for rows.
+    network_name : str or callable
+        The network after resolving ``"auto"``.
+    """
+    k = estimator.n_clusters
+    if n_samples < k:
+        raise ValueError(
+            f"n_samples={n_samples} should be >= n_clusters={k}: give more samples "
+            "or ask for fewer clusters"
+        )
+    n_features = math.prod(sample_shape)
+    if not isinstance(estimator.init, str):
+        check_init_array(estimator.init, k, n_features)
+    if network_name == "cnn":
+        chosen = (
+            "network='auto' chose the CNN for images; it"
+            if estimator.network == "auto"
+            else "network='cnn'"
+        )
+        if image_shape is None:
+            raise ValueError(
+                f"network='cnn' needs images: rows of {n_features} features have no known "
+                "image shape; pass image_shape=(h, w) or use network='mlp'"
+            )
+        height, width = image_shape[1:]
+        if min(height, width) < CNN_MIN_SIZE:
+            raise ValueError(
+                f"{chosen} needs images of at least {CNN_MIN_SIZE}x{CNN_MIN_SIZE} pixels, "
+                f"got {height}x{width}; use network='mlp' for smaller images"
+            )
+
+
+# ------------------------------------------------------------------ numerical faults
+def check_training_loss(iteration: int, loss: float, network: torch.nn.Module, rate: float) -> None:
+    """A finite loss (at most :data:`MAX_TRAINING_LOSS`) and finite weights after step 2.
+
+    Else a :class:`DivergenceError` naming the iteration.
+    """
+    if not math.isfinite(loss) or loss > MAX_TRAINING_LOSS:
+        raise DivergenceError(
+            f"iteration {iteration}: the training loss is {loss:g}"
+            + ("" if not math.isfinite(loss) else f" (above {MAX_TRAINING_LOSS:g})")
+            + f"; the network diverged. Lower learning_rate (now {rate:g}), scale the data "
+            "down or check the network",
+            iteration,
+        )
+    tensors = {k: t for k, t in network.state_dict().items() if t.is_floating_point()}
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
+    if bool(finite.all()):
+        return
+    name = list(tensors)[int(torch.nonzero(~finite)[0])]
+    raise DivergenceError(
+        f"iteration {iteration}: the network's {name} holds NaN or infinite values after "
+        f"training; the network diverged. Lower learning_rate (now {rate:g})",
+        iteration,
+    )
+
+
+def check_finite_centroids(iteration: int, centroids: torch.Tensor, inertia: float) -> None:
+    """Finite new centroids and inertia after step 4, else a :class:`DivergenceError`."""
+    if not bool(torch.isfinite(centroids).all()) or not math.isfinite(inertia):
+        raise DivergenceError(
+            f"iteration {iteration}: the new centroids or the inertia are not finite "
+            f"(inertia {inertia}); the data's values overflow the computation — scale them "
+            "down (for example sklearn.preprocessing.StandardScaler)",
+            iteration,
+        )
+
+
+def check_network_outputs(
+    iteration: int, network: torch.nn.Module, inputs: Sequence[torch.Tensor]
+) -> None:
+    """Finite eval-mode outputs on probe ``inputs``, else a :class:`DivergenceError`.
+
+    The probes (the centroids and a few samples, in the network's input layout) are
+    run without gradients and in eval mode, which draws no random numbers and changes
+    no state, so the fit's result does not depend on the check.
+    """
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.inference_mode():
+            verdicts = [torch.isfinite(network(x)).all() for x in inputs]
+    finally:
+        network.train(was_training)
+    if verdicts and not bool(torch.stack(verdicts).all()):
+        raise DivergenceError(
+            f"iteration {iteration}: the network's outputs hold NaN or infinite values, so "
+            "its clusters would be meaningless; the network diverged. Lower learning_rate "
+            "or check the network",
+            iteration,
+        )
+
+
+# ---------------------------------------------------------------------------- helpers
+_DEFAULTS = {"steps_per_iter": 10, "max_iter": 20, "batch_size": 512}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_choice(
+    name: str,
+    value: Any,
+    choices: Sequence[str],
+    *,
+    callable_ok: bool = False,
+    array_ok: bool = False,
+) -> None:
+    if callable_ok and callable(value):
+        return
+    if isinstance(value, str) and value in choices:
+        return
+    options = ", ".join(repr(c) for c in choices)
+    if callable_ok:
+        options += " or a callable (input_shape, n_clusters) -> torch.nn.Module"
+    if array_ok:
+        options += " or an array of n_clusters centroids"
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value.lower(), list(choices), n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+    raise InvalidParameterError(f"unknown {name} {_short(value)}{hint}; use one of {options}")
