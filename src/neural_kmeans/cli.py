@@ -28,7 +28,10 @@ import numpy as np
 
 from neural_kmeans import distributed
 from neural_kmeans import experiments as ex
+from neural_kmeans.checkpoint import CheckpointError, FitInterrupted
 from neural_kmeans.metrics import METRIC_NAMES
+from neural_kmeans.serialization import ModelFileError
+from neural_kmeans.validation import InvalidParameterError
 
 __all__ = ["build_parser", "main"]
 
@@ -183,7 +186,7 @@ def _add_model_options(parser: argparse.ArgumentParser, *, network: bool = True)
         help="stop when at most this fraction of the samples changed cluster",
     )
     group.add_argument(
-        "--batch-size", type=_positive_int, default=512, metavar="N", help="inference batch size"
+        "--batch-size", type=_positive_int, default=256, metavar="N", help="inference batch size"
     )
     group.add_argument(
         "--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
@@ -273,7 +276,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="most iterations of KMeans (n_init=1)",
     )
     _add_runtime_options(run, "output folder (default: a new folder runs/<dataset>-<time>)")
+    saving = run.add_argument_group("saving and resuming")
+    saving.add_argument(
+        "--save",
+        metavar="FILE",
+        help="write the fitted model to FILE (e.g. model.nkm; no pickle: safetensors + JSON), "
+        "for 'neural-kmeans predict'",
+    )
+    saving.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write the loop's state to DIR after every iteration; Ctrl-C or SIGTERM then "
+        "stops cleanly after the current iteration",
+    )
+    saving.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the fit checkpointed in DIR (give the same data and options again)",
+    )
     run.set_defaults(handler=_cmd_run)
+
+    predict = command(
+        "predict",
+        "clusters of new samples with a saved model",
+        "Load a model written by 'run --save' and write the cluster of every sample of "
+        "--input to --out (a .npy file of integers). With labelled data the metrics are "
+        "printed too.",
+    )
+    predict.add_argument("--model", required=True, metavar="FILE", help="a saved model")
+    predict.add_argument(
+        "--input",
+        required=True,
+        metavar="DATA",
+        help="a data set name or a .npy/.npz/.csv file or image folder",
+    )
+    predict.add_argument(
+        "--split", default="test", help="split of a named data set with one (default: test)"
+    )
+    predict.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ etc.")
+    predict.add_argument(
+        "--device", default=None, help="run the model here (default: as saved; auto = CUDA)"
+    )
+    predict.add_argument("--out", required=True, metavar="FILE", help="where to write labels")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    predict.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    predict.set_defaults(handler=_cmd_predict)
 
     compare = command(
         "compare",
@@ -599,7 +646,7 @@ def check_out_file(out: str | None, default_name: str, overwrite: bool) -> Path:
     else:
         path = Path(out).expanduser()
         if path.is_dir():
-            raise ex.UsageError(f"--out {str(path)!r} is a folder; give a file name (.gif, .mp4)")
+            raise ex.UsageError(f"--out {str(path)!r} is a folder; give a file name")
         if path.exists() and not overwrite:
             raise ex.UsageError(
                 f"--out {str(path)!r} exists; choose another name or pass --overwrite"
@@ -723,7 +770,12 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     data = _load(args)
     k = ex.resolve_clusters(data, args.clusters)
     _check_network(args.network, data)
-    config = _neural_config(args)
+    if args.checkpoint and args.resume and Path(args.checkpoint) != Path(args.resume):
+        raise ex.UsageError("give --checkpoint DIR or --resume DIR, not two different folders")
+    save_path = None if args.save is None else _check_save_path(args.save, args.overwrite)
+    config = _neural_config(
+        args, checkpoint_dir=args.resume or args.checkpoint, resume=bool(args.resume)
+    )
     # Under torchrun every process fits its shard; process 0 alone writes and reports.
     rank, world_size = distributed.rank_and_size()
     leader = rank == 0
@@ -775,6 +827,9 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     written = [write_json(results, out / "results.json").name]
     np.save(out / "labels.npy", runs[ex.NEURAL].train_labels)
     written.append("labels.npy")
+    if save_path is not None:
+        runs[ex.NEURAL].model.save(save_path)
+        print(f"model saved to {save_path}")
     plotting = _plotting(reporter)
     if plotting is not None:
         written += plotting.run_figures(data, runs, out)
@@ -784,6 +839,45 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     )
     _print_runs(runs, sys.stdout)
     _wrote(out, written)
+    return 0
+
+
+def _check_save_path(path: str, overwrite: bool) -> Path:
+    """``--save FILE`` checked before any work: a writable place, no file replaced."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ex.UsageError(f"--save {path!r} is a folder; give a file name such as model.nkm")
+    if target.exists() and not overwrite:
+        raise ex.UsageError(f"--save {path!r} exists; choose another name or pass --overwrite")
+    if not target.parent.is_dir():
+        raise ex.UsageError(f"--save {path!r}: the folder {str(target.parent)!r} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise ex.UsageError(f"--save {path!r}: the folder {str(target.parent)!r} is not writable")
+    return target
+
+
+def _cmd_predict(args: argparse.Namespace, context: dict[str, Any]) -> int:
+    from neural_kmeans.estimator import NeuralKMeans
+    from neural_kmeans.metrics import evaluate
+
+    out = check_out_file(args.out, "labels", args.overwrite)
+    if not Path(args.model).is_file():
+        raise ex.UsageError(f"--model {args.model!r}: no such file")
+    model = NeuralKMeans.load(args.model, device=args.device)
+    data = ex.load_data(args.input, args.data_dir)
+    samples, target = data.x_train, data.y_train
+    if data.x_test is not None and args.split == "test":
+        samples, target = data.x_test, data.y_test
+    labels = np.asarray(model.predict(samples))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, labels)
+    if not args.quiet:
+        line = f"{len(labels):,} samples of {args.input} -> {model.n_clusters} clusters"
+        if target is not None:
+            scores = evaluate(target, labels)
+            line += " | " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        print(line)
+        print(f"labels written to {out}")
     return 0
 
 
@@ -1114,6 +1208,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         reporter.close()
         _error(str(error))
         return 2
+    except (InvalidParameterError, ModelFileError, CheckpointError) as error:
+        reporter.close()
+        _error(str(error))
+        return 2
+    except FitInterrupted as error:
+        reporter.close()
+        print(
+            f"neural-kmeans: interrupted; the checkpoint of iteration {error.iteration} is in "
+            f"{error.checkpoint_dir}. To continue, run the same command with "
+            f"--resume {error.checkpoint_dir} (and another --out).",
+            file=sys.stderr,
+        )
+        return 130
     except FloatingPointError as error:  # the network diverged: a learning-rate problem
         reporter.close()
         _error(f"{error} (try a smaller --learning-rate)")

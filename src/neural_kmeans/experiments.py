@@ -381,8 +381,10 @@ class NeuralConfig:
     steps_per_iter: int = 10
     learning_rate: float | None = None
     tol: float = 0.0
-    batch_size: int = 512
+    batch_size: int = 256
     device: str = "auto"
+    checkpoint_dir: str | None = None
+    resume: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The options as a JSON-ready dict."""
@@ -507,9 +509,10 @@ def fit_neural(
         random_state=seed,
         record_centroids=record_centroids,
         callbacks=list(callbacks) or None,
+        checkpoint_dir=config.checkpoint_dir,
     )
     started = time.perf_counter()
-    model.fit(data.x_train)
+    model.fit(data.x_train, resume=config.resume)
     seconds = time.perf_counter() - started
     model.callbacks = None  # the fitted model keeps no reference to progress bars
     test_labels = None if data.x_test is None else np.asarray(model.predict(data.x_test))
