@@ -1,11 +1,14 @@
-"""Shared test fixtures: a hermetic data environment and the shared data sets."""
+"""Shared test fixtures: a hermetic data environment, the shared data sets, a network that
+turns NaN on demand."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 #: ``shared/data`` beside the repository root: MNIST and Fashion-MNIST IDX files.
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
@@ -42,3 +45,23 @@ def shared_data_env(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Set ``NEURAL_KMEANS_DATA`` to the shared data folder for one test."""
     monkeypatch.setenv("NEURAL_KMEANS_DATA", str(shared_data))
     return shared_data
+
+
+class Poisonable(torch.nn.Module):
+    """A linear classifier whose outputs turn NaN in eval mode once ``poisoned``."""
+
+    def __init__(self, input_shape, n_clusters):
+        super().__init__()
+        self.linear = torch.nn.Linear(math.prod(input_shape), n_clusters)
+        self.poisoned = False
+
+    def forward(self, x):
+        out = self.linear(x.reshape(x.shape[0], -1))
+        return out * math.nan if self.poisoned and not self.training else out
+
+
+@pytest.fixture
+def poisonable() -> type[Poisonable]:
+    """A network factory (:class:`Poisonable`): set ``model.current_network_.poisoned``
+    in a callback to make the network's outputs NaN."""
+    return Poisonable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -261,23 +260,12 @@ def test_a_failed_write_keeps_the_previous_checkpoint_whole(digits, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
 
 
-class Poisonable(torch.nn.Module):
-    def __init__(self, input_shape, n_clusters):
-        super().__init__()
-        self.linear = torch.nn.Linear(math.prod(input_shape), n_clusters)
-        self.poisoned = False
-
-    def forward(self, x):
-        out = self.linear(x.reshape(x.shape[0], -1))
-        return out * math.nan if self.poisoned and not self.training else out
-
-
-def test_divergence_leaves_the_last_good_checkpoint(digits, tmp_path):
+def test_divergence_leaves_the_last_good_checkpoint(digits, tmp_path, poisonable):
     def poison_after_two(iteration, record, model):
         model.current_network_.poisoned = iteration == 2
 
     model = NeuralKMeans(
-        5, network=Poisonable, max_iter=6, checkpoint_dir=tmp_path, callbacks=poison_after_two
+        5, network=poisonable, max_iter=6, checkpoint_dir=tmp_path, callbacks=poison_after_two
     )
     with pytest.raises(DivergenceError, match="iteration 3"):
         model.fit(digits)

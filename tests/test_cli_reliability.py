@@ -40,38 +40,14 @@ def test_saved_model_predicts_the_fitted_labels(tmp_path, capsys):
     model = tmp_path / "model.nkm"
     argv = ["run", "--network", "mlp", "--max-iter", "4", "--quiet", "--no-baseline"]
     assert main([*argv, "--out", str(tmp_path / "run"), "--save", str(model)]) == 0
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(model),
-                "--input",
-                "digits",
-                "--out",
-                str(tmp_path / "pred.npy"),
-            ]
-        )
-        == 0
-    )
+    labels = tmp_path / "pred.npy"
+    predict = ["predict", "--model", str(model), "--input", "digits", "--out", str(labels)]
+    assert main(predict) == 0
     assert "acc" in capsys.readouterr().out  # digits has labels: metrics are printed
-    predicted = np.load(tmp_path / "pred.npy")
+    predicted = np.load(labels)
     np.testing.assert_array_equal(predicted, np.load(tmp_path / "run" / "labels.npy"))
     # the same output file again needs --overwrite
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(model),
-                "--input",
-                "digits",
-                "--out",
-                str(tmp_path / "pred.npy"),
-            ]
-        )
-        == 2
-    )
+    assert main(predict) == 2
     assert "--overwrite" in _assert_clean_error(None, capsys)
 
 

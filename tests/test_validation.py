@@ -352,26 +352,13 @@ def test_a_finite_but_exploding_loss_is_divergence():
         model.fit(images)
 
 
-class Poisonable(torch.nn.Module):
-    """A linear classifier whose outputs turn NaN in eval mode once ``poisoned``."""
-
-    def __init__(self, input_shape, n_clusters):
-        super().__init__()
-        self.linear = torch.nn.Linear(math.prod(input_shape), n_clusters)
-        self.poisoned = False
-
-    def forward(self, x):
-        out = self.linear(x.reshape(x.shape[0], -1))
-        return out * math.nan if self.poisoned and not self.training else out
-
-
-def test_nan_outputs_are_caught_before_they_reach_the_centroids(blobs):
+def test_nan_outputs_are_caught_before_they_reach_the_centroids(blobs, poisonable):
     def poison_after_two(iteration, record, model):
         model.current_network_.poisoned = iteration == 2
         seen.append(record["inertia"])
 
     seen = []
-    model = NeuralKMeans(3, network=Poisonable, max_iter=10, callbacks=poison_after_two)
+    model = NeuralKMeans(3, network=poisonable, max_iter=10, callbacks=poison_after_two)
     with pytest.raises(DivergenceError, match=r"iteration 3: the network's outputs hold NaN"):
         model.fit(blobs)
     assert len(model.history_) == 2 and all(np.isfinite(seen))

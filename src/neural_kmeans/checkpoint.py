@@ -40,11 +40,11 @@ import torch
 from neural_kmeans import distributed
 from neural_kmeans.serialization import (
     history_from_json,
-    history_to_json,
     network_to_json,
     params_from_json,
     params_to_json,
     read_container,
+    store_history,
     write_container,
 )
 
@@ -276,9 +276,7 @@ class FitCheckpoints:
                     tensors[f"optimizer.{index}.{key}"] = value
                 else:
                     optimizer_json.setdefault(str(index), {})[key] = value
-        history, history_centroids = history_to_json(estimator.history_)
-        if history_centroids is not None:
-            tensors["history.centroids"] = history_centroids
+        history = store_history(estimator.history_, tensors)
         header = {
             "iteration": iteration,
             "done": bool(done),

@@ -49,54 +49,51 @@ class CommandLineError(ex.UsageError):
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text: str) -> int:
+def _number(
+    text: str,
+    convert: Callable[[str], Any],
+    valid: Callable[[Any], bool],
+    expected: str,
+    out_of_range: str | None = None,
+) -> Any:
+    """``text`` parsed with ``convert`` and checked with ``valid``.
+
+    Errors read "expected <expected>, got '<text>'"; ``out_of_range``, when given,
+    replaces ``expected`` for a number that parses but is not valid.
+    """
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {out_of_range or expected}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda value: value >= 1, "a positive integer")
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed (integer >= 0), got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**32-1, got {text!r}")
-    return value
+    return _number(
+        text,
+        int,
+        lambda value: 0 <= value < 2**32,
+        "a seed (integer >= 0)",
+        out_of_range="a seed between 0 and 2**32-1",
+    )
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _number(text, int, lambda value: value >= 0, "an integer >= 0")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, float, lambda value: value > 0 and np.isfinite(value), "a positive number")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _number(text, float, lambda value: 0.0 <= value <= 1.0, "a number in [0, 1]")
 
 
 # --------------------------------------------------------------------------- the parser
@@ -761,6 +758,23 @@ def _wrote(out: Path, names: Sequence[str]) -> None:
     print(f"outputs written to {out}/: {', '.join(names)}")
 
 
+def _add_settings(
+    document: dict[str, Any],
+    config: ex.NeuralConfig,
+    args: argparse.Namespace,
+    threads: int | None,
+    context: dict[str, Any],
+) -> None:
+    """Add the settings and the versions behind a compare or sweep ``document``."""
+    document["config"] = {
+        **config.as_dict(),
+        "kmeans": {"n_init": 1, "init": "k-means++", "max_iter": args.kmeans_max_iter},
+        "threads": threads,
+        "command": _command_line(context["argv"]),
+    }
+    document["versions"] = ex.versions()
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -784,27 +798,19 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     else:
         out = make_out_dir(out, context)
     threads = ex.resolve_threads(args.threads, data.x_train.size)
+    methods = [ex.NEURAL] if args.no_baseline or not leader else [ex.NEURAL, ex.KMEANS]
     runs: dict[str, ex.MethodRun] = {}
     with ex.thread_limit(threads):
-        runs[ex.NEURAL] = ex.fit_method(
-            ex.NEURAL,
-            data,
-            k,
-            args.seed,
-            config,
-            kmeans_max_iter=args.kmeans_max_iter,
-            reporter=reporter,
-            record_centroids=True,
-        )
-        if not args.no_baseline and leader:
-            runs[ex.KMEANS] = ex.fit_method(
-                ex.KMEANS,
+        for method in methods:
+            runs[method] = ex.fit_method(
+                method,
                 data,
                 k,
                 args.seed,
                 config,
                 kmeans_max_iter=args.kmeans_max_iter,
                 reporter=reporter,
+                record_centroids=method == ex.NEURAL,
             )
     if not leader:
         return 0
@@ -902,13 +908,7 @@ def _cmd_compare(args: argparse.Namespace, context: dict[str, Any]) -> int:
             kmeans_max_iter=args.kmeans_max_iter,
             reporter=reporter,
         )
-    document["config"] = {
-        **config.as_dict(),
-        "kmeans": {"n_init": 1, "init": "k-means++", "max_iter": args.kmeans_max_iter},
-        "threads": threads,
-        "command": _command_line(context["argv"]),
-    }
-    document["versions"] = ex.versions()
+    _add_settings(document, config, args, threads, context)
     table = report.compare_table(document)
     split = document["score_split"]
     heading = (
@@ -949,13 +949,7 @@ def _cmd_sweep(args: argparse.Namespace, context: dict[str, Any]) -> int:
             kmeans_max_iter=args.kmeans_max_iter,
             reporter=reporter,
         )
-    document["config"] = {
-        **config.as_dict(),
-        "kmeans": {"n_init": 1, "init": "k-means++", "max_iter": args.kmeans_max_iter},
-        "threads": threads,
-        "command": _command_line(context["argv"]),
-    }
-    document["versions"] = ex.versions()
+    _add_settings(document, config, args, threads, context)
     written = [write_json(document, out / "sweep.json").name]
     table = report.sweep_table(document, ("acc", "nmi", "rand", "purity"))
     (out / "sweep.md").write_text(
@@ -1103,37 +1097,37 @@ def _cmd_animate(args: argparse.Namespace, context: dict[str, Any]) -> int:
     config = _neural_config(args)
     x = data.rows("train")
     threads = ex.resolve_threads(args.threads, x.size)
-    with ex.thread_limit(threads):
-        label = f"{ex.NEURAL} K={k} seed={args.seed}"
+
+    def trace(method: str, settings: ex.NeuralConfig, **options: Any) -> tuple[ex.Trajectory, Any]:
+        label = f"{method} K={k} seed={args.seed}"
         callback = reporter.start_fit(label, config.max_iter)
-        trajectory, model = ex.trace_2d(
+        traced = ex.trace_2d(
             x,
             k,
             args.seed,
-            config,
+            settings,
             resolution=args.resolution,
-            title=f"neural-kmeans ({_network_name(args.network, data)})",
             callbacks=[callback] if callback else (),
+            **options,
         )
         reporter.end_fit(label, None)
+        return traced
+
+    with ex.thread_limit(threads):
+        trajectory, model = trace(
+            ex.NEURAL, config, title=f"neural-kmeans ({_network_name(args.network, data)})"
+        )
         trajectories = [trajectory]
         if args.compare_kmeans:
             lloyd = ex.NeuralConfig(
                 **{**config.as_dict(), "network": "nearest-centroid", "init": "random"}
             )
-            label = f"kmeans K={k} seed={args.seed}"
-            callback = reporter.start_fit(label, config.max_iter)
-            kmeans, _ = ex.trace_2d(
-                x,
-                k,
-                args.seed,
+            kmeans, _ = trace(
+                ex.KMEANS,
                 lloyd,
-                resolution=args.resolution,
                 init=np.asarray(model.initial_centers_),
                 title="K-means (Lloyd, same start)",
-                callbacks=[callback] if callback else (),
             )
-            reporter.end_fit(label, None)
             trajectories.append(kmeans)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

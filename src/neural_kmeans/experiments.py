@@ -465,6 +465,28 @@ def _score(y: np.ndarray | None, labels: np.ndarray | None) -> dict[str, float] 
     return evaluate(y, labels)
 
 
+def _estimator(
+    n_clusters: int, seed: int, config: NeuralConfig, *, init: Any = None, **options: Any
+) -> Any:
+    """A ``NeuralKMeans`` set up from ``config`` (``init``, when given, in place of
+    ``config.init``) and the further estimator ``options``."""
+    from neural_kmeans.estimator import NeuralKMeans
+
+    return NeuralKMeans(
+        n_clusters,
+        network=config.network,
+        init=config.init if init is None else init,
+        steps_per_iter=config.steps_per_iter,
+        learning_rate=config.learning_rate,
+        max_iter=config.max_iter,
+        tol=config.tol,
+        batch_size=config.batch_size,
+        device=config.device,
+        random_state=seed,
+        **options,
+    )
+
+
 def fit_neural(
     data: DataSplit,
     n_clusters: int,
@@ -493,20 +515,11 @@ def fit_neural(
     -------
     MethodRun
     """
-    from neural_kmeans.estimator import NeuralKMeans
-
     warm_up()
-    model = NeuralKMeans(
+    model = _estimator(
         n_clusters,
-        network=config.network,
-        init=config.init,
-        steps_per_iter=config.steps_per_iter,
-        learning_rate=config.learning_rate,
-        max_iter=config.max_iter,
-        tol=config.tol,
-        batch_size=config.batch_size,
-        device=config.device,
-        random_state=seed,
+        seed,
+        config,
         record_centroids=record_centroids,
         callbacks=list(callbacks) or None,
         checkpoint_dir=config.checkpoint_dir,
@@ -698,6 +711,31 @@ def check_methods(data: DataSplit, methods: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
+def _fit_seeds(
+    method: str,
+    data: DataSplit,
+    n_clusters: int,
+    seeds: Sequence[int],
+    config: NeuralConfig,
+    kmeans_max_iter: int,
+    reporter: Reporter | None,
+) -> dict[str, Any]:
+    """``{"runs": [RUN + seed], "summary": summarize(...)}`` of ``method`` fitted with each seed."""
+    runs = [
+        fit_method(
+            method,
+            data,
+            n_clusters,
+            seed,
+            config,
+            kmeans_max_iter=kmeans_max_iter,
+            reporter=reporter,
+        )
+        for seed in seeds
+    ]
+    return {"runs": [_run_record(run) for run in runs], "summary": summarize(runs)}
+
+
 def compare_methods(
     data: DataSplit,
     n_clusters: int,
@@ -726,22 +764,9 @@ def compare_methods(
         "methods": {},
     }
     for method in methods:
-        runs = [
-            fit_method(
-                method,
-                data,
-                n_clusters,
-                seed,
-                config,
-                kmeans_max_iter=kmeans_max_iter,
-                reporter=reporter,
-            )
-            for seed in seeds
-        ]
-        document["methods"][method] = {
-            "runs": [_run_record(run) for run in runs],
-            "summary": summarize(runs),
-        }
+        document["methods"][method] = _fit_seeds(
+            method, data, n_clusters, seeds, config, kmeans_max_iter, reporter
+        )
     return document
 
 
@@ -776,25 +801,8 @@ def sweep_clusters(
     }
     for k in clusters:
         for method in methods:
-            runs = [
-                fit_method(
-                    method,
-                    data,
-                    k,
-                    seed,
-                    config,
-                    kmeans_max_iter=kmeans_max_iter,
-                    reporter=reporter,
-                )
-                for seed in seeds
-            ]
-            document["methods"][method].append(
-                {
-                    "n_clusters": k,
-                    "runs": [_run_record(run) for run in runs],
-                    "summary": summarize(runs),
-                }
-            )
+            entry = _fit_seeds(method, data, k, seeds, config, kmeans_max_iter, reporter)
+            document["methods"][method].append({"n_clusters": k, **entry})
     return document
 
 
@@ -1023,8 +1031,6 @@ def trace_2d(
     trajectory : Trajectory
     model : NeuralKMeans
     """
-    from neural_kmeans.estimator import NeuralKMeans
-
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != 2:
         raise UsageError(f"the animation needs 2-D samples; got shape {x.shape}")
@@ -1041,19 +1047,8 @@ def trace_2d(
         records.append({k: v for k, v in record.items() if k != "centroids"})
         return False
 
-    model = NeuralKMeans(
-        n_clusters,
-        network=config.network,
-        init=config.init if init is None else init,
-        steps_per_iter=config.steps_per_iter,
-        learning_rate=config.learning_rate,
-        max_iter=config.max_iter,
-        tol=config.tol,
-        batch_size=config.batch_size,
-        device=config.device,
-        random_state=seed,
-        record_centroids=True,
-        callbacks=[trace, *callbacks],
+    model = _estimator(
+        n_clusters, seed, config, init=init, record_centroids=True, callbacks=[trace, *callbacks]
     )
     model.fit(x)
     model.callbacks = None

@@ -197,6 +197,17 @@ def save_gif(
     return path
 
 
+def _save(fig: Any, path: str | Path, title: str = "") -> Path:
+    """Give ``fig`` its ``title`` (if any), lay it out, write it to ``path`` and close it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def _ordered_table(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Contingency table (classes x clusters), clusters ordered to put matches on the diagonal."""
     clusters = np.unique(y_pred)
@@ -254,13 +265,7 @@ def plot_confusion(
                     fontsize=6,
                     color="white" if count > 0.6 * top else "black",
                 )
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_history(
@@ -304,13 +309,7 @@ def plot_history(
     _, labels = axes[-1].get_legend_handles_labels()
     if len(labels) > 1:
         axes[-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_sweep(
@@ -347,11 +346,7 @@ def plot_sweep(
     ax.set_title(f"{sweep['dataset']}: {_METRIC_LABELS.get(metric, metric)} against K", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_clusters_2d(
@@ -379,13 +374,7 @@ def plot_clusters_2d(
         ax.scatter(centers[:, 0], centers[:, 1], c=colors, s=120, marker="*", edgecolors="black")
         ax.set_title(name, fontsize=10)
         ax.set_aspect("equal", adjustable="datalim")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 # --------------------------------------------------------------------------- command figures

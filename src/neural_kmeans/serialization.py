@@ -92,9 +92,7 @@ def save_model(model: NeuralKMeans, path: str | os.PathLike) -> Path:
     tensors["cluster_centers_"] = torch.as_tensor(np.asarray(model.cluster_centers_))
     tensors["labels_"] = torch.as_tensor(np.asarray(model.labels_, dtype=np.int64))
     tensors["initial_centers_"] = torch.as_tensor(np.asarray(model.initial_centers_))
-    history, history_centroids = history_to_json(model.history_)
-    if history_centroids is not None:
-        tensors["history.centroids"] = history_centroids
+    history = store_history(model.history_, tensors)
     header = {
         "params": params,
         "network": network_to_json(name),
@@ -428,6 +426,15 @@ def history_to_json(history: list[dict]) -> tuple[list[dict], torch.Tensor | Non
     if centroids and len(centroids) == len(history):
         return records, torch.stack(centroids)
     return records, None
+
+
+def store_history(history: list[dict], tensors: dict[str, torch.Tensor]) -> list[dict]:
+    """``history_`` as JSON records (:func:`history_to_json`); its recorded centroids,
+    when every record has them, go into ``tensors["history.centroids"]``."""
+    records, centroids = history_to_json(history)
+    if centroids is not None:
+        tensors["history.centroids"] = centroids
+    return records
 
 
 def history_from_json(records: list[dict], centroids: torch.Tensor | None) -> list[dict]:
