@@ -183,7 +183,11 @@ def _add_model_options(parser: argparse.ArgumentParser, *, network: bool = True)
         help="stop when at most this fraction of the samples changed cluster",
     )
     group.add_argument(
-        "--batch-size", type=_positive_int, default=256, metavar="N", help="inference batch size"
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="inference batch size (default: 256 for the CNN on a CPU, else 4096)",
     )
     group.add_argument(
         "--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N"

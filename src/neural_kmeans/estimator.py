@@ -59,6 +59,8 @@ from neural_kmeans.validation import (
 # Built-in networks that read flat rows even when the samples are images.
 ROW_NETWORKS = ("mlp", "linear", "nearest-centroid")
 
+CNN_CPU_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 4096
 CNN_LEARNING_RATE = 1e-3
 DEFAULT_LEARNING_RATE = 1e-2
 # Built-in networks that see standardized inputs (a fixed first layer): they learn far
@@ -101,8 +103,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         Most iterations of the loop.
     tol : float, default=0.0
         Stop when the fraction of samples whose cluster changed is at most ``tol``.
-    batch_size : int, default=256
-        Samples per inference batch.
+    batch_size : int, optional
+        Samples per inference batch. By default 256 for the CNN on the CPU (its
+        feature maps then stay in cache) and 4096 otherwise (fewer, larger matrix
+        products: light networks are bound by memory traffic and per-batch overhead).
     image_shape : tuple of int, optional
         (h, w) or (c, h, w) of flat rows that are images; 784 features read as 28x28.
     device : str or torch.device, default="auto"
@@ -170,7 +174,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         learning_rate: float | None = None,
         max_iter: int = 20,
         tol: float = 0.0,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
         random_state: int | np.random.Generator | np.random.RandomState | None = None,
@@ -302,21 +306,21 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         labels : ndarray (or tensor, for tensor input) of shape (n,), int64
         """
         samples = self._samples_for(X)
-        labels = predict_batches(self.network_, samples, self.batch_size)
+        labels = predict_batches(self.network_, samples, self._batch_size())
         return _like_input(labels.numpy(), X)
 
     def transform(self, X: Any) -> Any:
         """Cluster probabilities from the network's softmax, shape (n, K)."""
         samples = self._samples_for(X)
-        probs = predict_batches(self.network_, samples, self.batch_size, probabilities=True)
+        probs = predict_batches(self.network_, samples, self._batch_size(), probabilities=True)
         return _like_input(probs.numpy(), X)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Opposite of the inertia of ``X`` under the network's clusters and the centroids."""
         samples = self._samples_for(X)
-        labels = predict_batches(self.network_, samples, self.batch_size)
+        labels = predict_batches(self.network_, samples, self._batch_size())
         centers = torch.as_tensor(self.cluster_centers_ * samples.scale, device=self.device_)
-        distances = squared_distances_to_assigned(samples, labels, centers, self.batch_size)
+        distances = squared_distances_to_assigned(samples, labels, centers, self._batch_size())
         return -float(distances.sum()) / samples.scale**2
 
     # ------------------------------------------------------------------ the loop
@@ -340,7 +344,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         network = build_network(self._network_name, self._input_shape(), self.n_clusters)
         if self._network_name in STANDARDIZED_NETWORKS:
             network = torch.nn.Sequential(
-                Standardize(*samples.mean_and_scale(self.batch_size)), network
+                Standardize(*samples.mean_and_scale(self._batch_size())), network
             )
         network = network.to(device=device, dtype=self._dtype)
         optimizer = make_optimizer(network, self.optimizer, self._learning_rate())
@@ -372,7 +376,12 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             sizes = assignment.counts.cpu().tolist()
             new_centroids = centroid_means(assignment.sums, assignment.counts, centroids)
             repaired = repair_empty_clusters(
-                samples, labels, assignment.sums, assignment.counts, new_centroids, self.batch_size
+                samples,
+                labels,
+                assignment.sums,
+                assignment.counts,
+                new_centroids,
+                self._batch_size(),
             )
             inertia = self._inertia(samples, assignment, new_centroids, repaired)
             check_finite_centroids(iteration, new_centroids, inertia)
@@ -413,10 +422,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         """Step 3 over all the samples; in a process group, over this rank's shard."""
         rank, size = distributed.rank_and_size()
         if size == 1:
-            return assign_and_accumulate(network, samples, self.n_clusters, self.batch_size)
+            return assign_and_accumulate(network, samples, self.n_clusters, self._batch_size())
         start, stop = distributed.shard_bounds(samples.n_samples, rank, size)
         local = assign_and_accumulate(
-            network, samples, self.n_clusters, self.batch_size, start, stop
+            network, samples, self.n_clusters, self._batch_size(), start, stop
         )
         return distributed.combine_assignments(local, samples.n_samples)
 
@@ -431,7 +440,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         if repaired:
             return float(
                 squared_distances_to_assigned(
-                    samples, assignment.labels, centroids, self.batch_size
+                    samples, assignment.labels, centroids, self._batch_size()
                 ).sum()
             )
         counts = assignment.counts.clamp(min=1).double()
@@ -439,6 +448,13 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return max(float(assignment.squared_norm - between), 0.0)
 
     # ------------------------------------------------------------------ helpers
+    def _batch_size(self) -> int:
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        if self._network_name == "cnn" and self.device_.type == "cpu":
+            return CNN_CPU_BATCH_SIZE
+        return DEFAULT_BATCH_SIZE
+
     def _learning_rate(self) -> float:
         if self.learning_rate is not None:
             return float(self.learning_rate)

@@ -381,7 +381,7 @@ class NeuralConfig:
     steps_per_iter: int = 10
     learning_rate: float | None = None
     tol: float = 0.0
-    batch_size: int = 256
+    batch_size: int | None = None
     device: str = "auto"
     checkpoint_dir: str | None = None
     resume: bool = False

@@ -250,6 +250,8 @@ def check_params(estimator: Any) -> None:
         raise InvalidParameterError(f"n_clusters must be at least 1, got {k}; ask for 1 or more")
     for name in ("steps_per_iter", "max_iter", "batch_size"):
         value = getattr(estimator, name)
+        if name == "batch_size" and value is None:  # chosen for the network
+            continue
         if not _is_int(value) or value < 1:
             raise InvalidParameterError(
                 f"{name} must be a positive integer, got {value!r}; for example "
@@ -512,7 +514,7 @@ def check_network_outputs(
 
 
 # ---------------------------------------------------------------------------- helpers
-_DEFAULTS = {"steps_per_iter": 10, "max_iter": 20, "batch_size": 512}
+_DEFAULTS = {"steps_per_iter": 10, "max_iter": 20, "batch_size": 256}
 
 
 def _is_int(value: Any) -> bool:
