@@ -190,3 +190,13 @@ def test_memory_mapped_input_gives_the_same_labels(tmp_path, digits_images):
     a = NeuralKMeans(10, network="mlp", max_iter=3, random_state=0).fit(X)
     b = NeuralKMeans(10, network="mlp", max_iter=3, random_state=0).fit(mapped)
     np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_batch_size_is_chosen_for_the_network(digits_images):
+    X, _ = digits_images
+    cnn = NeuralKMeans(10, network="cnn", max_iter=1, random_state=0, device="cpu").fit(X)
+    mlp = NeuralKMeans(10, network="mlp", max_iter=1, random_state=0, device="cpu").fit(X)
+    given = NeuralKMeans(10, network="mlp", max_iter=1, batch_size=100, random_state=0).fit(X)
+    assert (cnn._batch_size(), mlp._batch_size(), given._batch_size()) == (256, 4096, 100)
+    # the batch size never changes the clusters
+    np.testing.assert_array_equal(given.labels_, mlp.labels_)
