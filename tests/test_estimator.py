@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -200,3 +202,17 @@ def test_batch_size_is_chosen_for_the_network(digits_images):
     assert (cnn._batch_size(), mlp._batch_size(), given._batch_size()) == (256, 4096, 100)
     # the batch size never changes the clusters
     np.testing.assert_array_equal(given.labels_, mlp.labels_)
+
+
+def test_openmp_threads_sleep_when_idle_unless_the_user_chose():
+    """Regression: spinning OpenMP threads made the CNN 3.6x slower on a busy CPU."""
+    import subprocess
+    import sys
+
+    code = "import os, neural_kmeans; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "ACTIVE"
