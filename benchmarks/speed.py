@@ -62,6 +62,7 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
     """Run one method in this process and return its measurements."""
     import resource
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as neural_kmeans sets it for torch
     import torch
 
     from neural_kmeans import NeuralKMeans
@@ -88,7 +89,7 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
         network = inference_network(model.network_, samples.device)
         started = time.perf_counter()
         with torch.inference_mode():
-            for _, rows in samples(model.batch_size):
+            for _, rows in samples(model._batch_size()):
                 network(samples.as_input(rows)).argmax(dim=1)
         forward = time.perf_counter() - started
         iterations = [r["seconds"] for r in model.history_]
@@ -141,8 +142,16 @@ def run_worker(method: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", method, "--seed", str(args.seed)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    env = dict(os.environ)
+    if args.threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(args.threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {method} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), file=sys.stderr)  # progress, and the raw numbers
+    return result
 
 
 def versions() -> str:
@@ -173,6 +182,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-memmap", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads of every method (OMP_NUM_THREADS in each worker); 0: the default",
+    )
     parser.add_argument("--out", default=None, help="also write the tables to this file")
     args = parser.parse_args()
     if args.worker:
@@ -188,7 +203,8 @@ def main() -> None:
     rows = {m: run_worker(m, args) for m in methods}
     base = rows["kmeans"]["seconds"]
     lines = [
-        f"MNIST-70k (all 70,000 images), K=10, seed {args.seed}. {versions()}",
+        f"MNIST-70k (all 70,000 images), K=10, seed {args.seed}, "
+        f"{args.threads or 'default'} thread(s) per method. {versions()}",
         "",
         "| method | wall s | × K-means | iterations | s / iteration | peak anon MiB "
         "| peak RSS MiB | ACC | NMI |",
