@@ -169,7 +169,7 @@ def versions() -> str:
     except OSError:
         pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
+        f"{cpu}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
         f"neural-kmeans {neural_kmeans.__version__}"

@@ -216,3 +216,19 @@ def test_openmp_threads_sleep_when_idle_unless_the_user_chose():
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.parametrize("network", ["mlp", "linear"])
+def test_standardization_folded_into_the_first_layer_gives_the_same_outputs(network, digits_images):
+    from neural_kmeans.assignment import fold_standardization
+
+    X, _ = digits_images
+    model = NeuralKMeans(10, network=network, max_iter=2, random_state=0).fit(X)
+    folded = fold_standardization(model.network_)
+    assert folded is not None and not any(
+        type(m).__name__ == "Standardize" for m in folded.modules()
+    )
+    batch = torch.from_numpy(X.reshape(len(X), -1))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(batch), model.network_(batch), rtol=1e-4, atol=1e-4)
+    assert fold_standardization(NeuralKMeans(10, network="cnn", max_iter=1).fit(X).network_) is None
