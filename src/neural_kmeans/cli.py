@@ -30,6 +30,8 @@ from neural_kmeans import distributed
 from neural_kmeans import experiments as ex
 from neural_kmeans.checkpoint import CheckpointError, FitInterrupted
 from neural_kmeans.metrics import METRIC_NAMES
+from neural_kmeans.networks import LEARNED_NETWORK
+from neural_kmeans.self_labelling import FEATURE_NAMES
 from neural_kmeans.serialization import ModelFileError
 from neural_kmeans.validation import InvalidParameterError
 
@@ -142,8 +144,20 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str, *, files: b
         )
 
 
-def _add_model_options(parser: argparse.ArgumentParser, *, network: bool = True) -> None:
+def _add_model_options(
+    parser: argparse.ArgumentParser, *, network: bool = True, features: bool = True
+) -> None:
     group = parser.add_argument_group("neural-kmeans")
+    if features:
+        group.add_argument(
+            "--features",
+            choices=FEATURE_NAMES,
+            default="pixels",
+            help="the space the loop runs in: pixels (the samples themselves, the faithful "
+            "loop) or learned (autoencoder + UMAP, self-labelled network; needs umap-learn: "
+            "pip install 'neural-kmeans[learned]'); the options below apply to pixels"
+            + ("" if network else "; compare: adds neural-kmeans:learned to the default methods"),
+        )
     if network:
         group.add_argument(
             "--network",
@@ -453,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--clusters", type=_positive_int, metavar="K", help="number of clusters (default: classes)"
     )
     animate.add_argument("--seed", type=_seed, default=0, help="random seed")
-    _add_model_options(animate)
+    _add_model_options(animate, features=False)
     drawing = animate.add_argument_group("drawing")
     drawing.add_argument("--compare-kmeans", action="store_true", help="draw K-means side by side")
     drawing.add_argument("--fps", type=_positive_float, default=2.0, help="frames per second")
@@ -696,6 +710,7 @@ def _neural_config(args: argparse.Namespace, **overrides: Any) -> ex.NeuralConfi
         "tol": args.tol,
         "batch_size": args.batch_size,
         "device": ex.check_device(args.device),
+        "features": getattr(args, "features", "pixels"),
     }
     values.update(overrides)
     return ex.NeuralConfig(**values)
@@ -796,6 +811,8 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     )
     # Under torchrun every process fits its shard; process 0 alone writes and reports.
     rank, world_size = distributed.rank_and_size()
+    if world_size > 1 and config.features == "learned":
+        raise ex.UsageError("--features learned runs in one process: start it without torchrun")
     leader = rank == 0
     if not leader:
         reporter = ConsoleReporter(quiet=True)
@@ -820,7 +837,9 @@ def _cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
         return 0
     settings = {
         **config.as_dict(),
-        "network_resolved": _network_name(args.network, data),
+        "network_resolved": LEARNED_NETWORK
+        if config.features == "learned"
+        else _network_name(args.network, data),
         "seed": args.seed,
         "n_train": int(data.x_train.shape[0]),
         "n_test": None if data.x_test is None else int(data.x_test.shape[0]),
@@ -898,7 +917,10 @@ def _cmd_compare(args: argparse.Namespace, context: dict[str, Any]) -> int:
     out = check_out_dir(args.out, f"compare-{_slug(args.dataset)}", args.overwrite)
     data = _load(args)
     k = ex.resolve_clusters(data, args.clusters)
-    methods = ex.check_methods(data, args.methods or ex.available_methods(data))
+    defaults = ex.available_methods(data)
+    if args.features == "learned":
+        defaults.insert(-1, ex.LEARNED)  # before kmeans
+    methods = ex.check_methods(data, args.methods or defaults)
     config = _neural_config(args)
     out = make_out_dir(out, context)
     threads = ex.resolve_threads(args.threads, data.x_train.size)

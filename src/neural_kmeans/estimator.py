@@ -8,10 +8,15 @@ The loop, one module per step:
 4. :mod:`~neural_kmeans.centroids` moves each centroid to the mean of its members;
 
 and back to 2 until the assignment stops changing or ``max_iter`` is reached.
+
+With ``features="learned"`` the same loop runs in a learned space, its network trained
+on each cluster's most confident members: :mod:`~neural_kmeans.representation` and
+:mod:`~neural_kmeans.self_labelling`.
 """
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 import sys
@@ -39,7 +44,12 @@ from neural_kmeans.centroids import (
 )
 from neural_kmeans.checkpoint import FitCheckpoints, interrupt_handlers
 from neural_kmeans.initialization import initial_centroids
-from neural_kmeans.networks import Standardize, build_network, resolve_network_name
+from neural_kmeans.networks import (
+    LEARNED_NETWORK,
+    Standardize,
+    build_network,
+    resolve_network_name,
+)
 from neural_kmeans.serialization import load_model, save_model
 from neural_kmeans.training import make_optimizer, train_on_centroids
 from neural_kmeans.validation import (
@@ -60,6 +70,7 @@ from neural_kmeans.validation import (
 ROW_NETWORKS = ("mlp", "linear", "nearest-centroid")
 
 CNN_CPU_BATCH_SIZE = 256
+LEARNED_BATCH_SIZE = 1024
 DEFAULT_BATCH_SIZE = 4096
 CNN_LEARNING_RATE = 1e-3
 DEFAULT_LEARNING_RATE = 1e-2
@@ -120,6 +131,20 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         Keep each iteration's centroids in ``history_`` (for figures).
     callbacks : callable or list of callables, optional
         ``callback(iteration, record, model) -> stop?`` after every iteration.
+    features : {"pixels", "learned"}, default="pixels"
+        The space the loop runs in. ``"pixels"``: the samples themselves, the faithful
+        loop above. ``"learned"``: a learned representation (an autoencoder's codes,
+        their k-nearest-neighbour graph laid out by UMAP; Gaussian-mixture first
+        clusters), with the network trained on each cluster's most confident members
+        instead of the lone centroid (self-labelling); see
+        :mod:`neural_kmeans.self_labelling`. Needs umap-learn (the ``learned`` extra).
+        With ``"learned"``, ``network``, ``init``, ``steps_per_iter``, ``optimizer``,
+        ``learning_rate``, ``max_iter``, ``tol`` and ``checkpoint_dir`` (refused) do
+        not apply: its settings are ``learned_params``.
+    learned_params : dict, optional
+        Overrides of the learned mode's defaults, by name
+        (:class:`~neural_kmeans.self_labelling.LearnedParams`), e.g.
+        ``{"autoencoder_epochs": 5}``.
     checkpoint_dir : str or os.PathLike, optional
         Write the loop's whole state to ``checkpoint_dir/checkpoint.safetensors`` after
         every iteration (atomically), and let SIGINT/SIGTERM stop the fit cleanly after
@@ -153,6 +178,12 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         Number of features of one sample (h·w·c for images).
     converged_ : bool
         Whether the loop stopped because the assignment settled (``changed <= tol``).
+    embedding_ : ndarray of shape (n_samples, n_components)
+        ``features="learned"`` only: the training samples in the learned space
+        (UMAP's layout), where the loop's centroids move.
+    timings_ : dict of str to float
+        ``features="learned"`` only: seconds of each stage (``autoencoder``, ``knn``,
+        ``umap``, ``mixture``, ``loop``, ``total``).
 
     Examples
     --------
@@ -181,6 +212,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         verbose: int = 0,
         record_centroids: bool = False,
         callbacks: Callback | Sequence[Callback] | None = None,
+        features: str = "pixels",
+        learned_params: dict | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -198,6 +231,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.verbose = verbose
         self.record_centroids = record_centroids
         self.callbacks = callbacks
+        self.features = features
+        self.learned_params = learned_params
         self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ public API
@@ -240,6 +275,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         data = to_numpy_samples(X)
         self.n_features_in_ = int(np.prod(data.shape[1:]))
         self.image_shape_ = resolve_image_shape(data.shape[1:], self.image_shape)
+        if self.features == "learned":
+            return self._fit_learned(data)
         self._network_name = resolve_network_name(self.network, self.image_shape_ is not None)
         check_data_for_params(
             self, data.shape[1:], data.shape[0], self.image_shape_, self._network_name
@@ -418,6 +455,44 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.inertia_ = self.history_[-1]["inertia"]
         self.n_iter_ = len(self.history_)
 
+    def _fit_learned(self, data: np.ndarray) -> NeuralKMeans:
+        """``features="learned"``: :func:`~neural_kmeans.self_labelling.fit_learned`."""
+        from neural_kmeans.self_labelling import fit_learned, learned_params
+
+        self._network_name = LEARNED_NETWORK
+        check_data_for_params(
+            self, data.shape[1:], data.shape[0], self.image_shape_, self._network_name
+        )
+        self._dtype = torch.float32
+        self.device_ = self._resolve_device()
+        _, seed = self._random_generators()
+        callbacks = [
+            functools.partial(_model_callback, callback, self)
+            for callback in _as_list(self.callbacks)
+        ]
+        result = fit_learned(
+            data,
+            self.n_clusters,
+            image_shape=self.image_shape_,
+            random_state=seed,
+            device=self.device_,
+            verbose=int(self.verbose),
+            callbacks=callbacks,
+            params=learned_params(self.learned_params),
+            record_centroids=bool(self.record_centroids),
+        )
+        self.network_ = self.current_network_ = result.network
+        self.labels_ = result.labels
+        self.cluster_centers_ = result.input_centroids
+        self.initial_centers_ = result.initial_input_centroids
+        self.inertia_ = result.inertia
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.history_ = result.history
+        self.embedding_ = result.embedding
+        self.timings_ = result.timings
+        return self
+
     def _assign(self, network: torch.nn.Module, samples: SampleBatches) -> Assignment:
         """Step 3 over all the samples; in a process group, over this rank's shard."""
         rank, size = distributed.rank_and_size()
@@ -451,6 +526,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     def _batch_size(self) -> int:
         if self.batch_size is not None:
             return int(self.batch_size)
+        if self._network_name == LEARNED_NETWORK:
+            return LEARNED_BATCH_SIZE
         if self._network_name == "cnn" and self.device_.type == "cpu":
             return CNN_CPU_BATCH_SIZE
         return DEFAULT_BATCH_SIZE
@@ -523,6 +600,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     @property
     def _n_features_out(self) -> int:
         return self.n_clusters
+
+
+def _model_callback(callback: Callback, model: NeuralKMeans, iteration: int, record: dict) -> Any:
+    return callback(iteration, record, model)
 
 
 def _as_list(callbacks: Callback | Sequence[Callback] | None) -> list[Callback]:

@@ -68,6 +68,8 @@ __all__ = [
 NEURAL = "neural-kmeans"
 #: Name of scikit-learn's K-means in results.
 KMEANS = "kmeans"
+#: The method name of ``NeuralKMeans(features="learned")`` in ``compare``.
+LEARNED = f"{NEURAL}:learned"
 
 #: The seed notebook's published test scores on MNIST (K=10).
 NOTEBOOK_REFERENCE: dict[str, dict[str, float]] = {
@@ -383,6 +385,7 @@ class NeuralConfig:
     tol: float = 0.0
     batch_size: int | None = None
     device: str = "auto"
+    features: str = "pixels"
     checkpoint_dir: str | None = None
     resume: bool = False
 
@@ -482,6 +485,7 @@ def _estimator(
         tol=config.tol,
         batch_size=config.batch_size,
         device=config.device,
+        features=config.features,
         random_state=seed,
         **options,
     )
@@ -637,9 +641,12 @@ def fit_method(
         reporter.start_fit(label, 0)
         run = fit_kmeans(data, n_clusters, seed, kmeans_max_iter)
     elif method == NEURAL or method.startswith(f"{NEURAL}:"):
-        if ":" in method:
-            config = NeuralConfig(**{**config.as_dict(), "network": method.split(":", 1)[1]})
-        callback = reporter.start_fit(label, config.max_iter)
+        if method == LEARNED:
+            config = NeuralConfig(**{**config.as_dict(), "features": "learned"})
+        elif ":" in method:
+            network = method.split(":", 1)[1]
+            config = NeuralConfig(**{**config.as_dict(), "network": network, "features": "pixels"})
+        callback = reporter.start_fit(label, _max_iter(config))
         run = fit_neural(
             data,
             n_clusters,
@@ -653,6 +660,15 @@ def fit_method(
         raise UsageError(f"unknown method {method!r}; use kmeans or neural-kmeans:<network>")
     reporter.end_fit(label, run)
     return run
+
+
+def _max_iter(config: NeuralConfig) -> int:
+    """The most iterations a fit with ``config`` may run (for progress bars)."""
+    if config.features == "learned":
+        from neural_kmeans.self_labelling import LearnedParams
+
+        return LearnedParams().max_iter
+    return config.max_iter
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -702,7 +718,7 @@ def check_methods(data: DataSplit, methods: Sequence[str]) -> list[str]:
         For an unknown method or one that does not fit the data (the CNN on rows).
     """
     known = available_methods(data)
-    extra = [f"{NEURAL}:auto", NEURAL]
+    extra = [f"{NEURAL}:auto", NEURAL, LEARNED]
     for method in methods:
         if method not in known and method not in extra:
             raise UsageError(

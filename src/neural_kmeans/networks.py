@@ -8,12 +8,14 @@ and ``(d,)`` for rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 NETWORK_NAMES = ("auto", "cnn", "mlp", "linear", "nearest-centroid")
+#: The network of ``features="learned"`` (:class:`LearnedNetwork`), not one of ``network``'s.
+LEARNED_NETWORK = "learned"
 MLP_HIDDEN_UNITS = 128
 
 NetworkFactory = Callable[[tuple[int, ...], int], nn.Module]
@@ -111,11 +113,66 @@ class Standardize(nn.Module):
         return (flat - self.mean) / self.scale
 
 
+class LearnedNetwork(nn.Module):
+    """The self-labelled classifier; it reads samples in any layout of ``input_shape``.
+
+    ``(c, h, w)`` images: two 5x5 convolutions (16 and 32 channels) with batch
+    normalisation, ReLU and 2x2 max pooling, dropout 0.3, a linear layer to K.
+    ``(d,)`` rows: a fixed standardisation, ``d → 512`` with batch normalisation and
+    ReLU, dropout 0.3, ``512 → K``. Inputs of shape (b, d) or (b, *input_shape) are
+    both accepted (reshaped to ``input_shape``).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(c, h, w)`` or ``(d,)``.
+    n_clusters : int
+    """
+
+    def __init__(self, input_shape: Sequence[int], n_clusters: int) -> None:
+        super().__init__()
+        self.input_shape: list[int] = [int(s) for s in input_shape]
+        if len(self.input_shape) == 3:
+            channels, height, width = self.input_shape
+            features = nn.Sequential(
+                *_conv_block(channels, 16),
+                nn.MaxPool2d(2, ceil_mode=True),
+                *_conv_block(16, 32),
+                nn.MaxPool2d(2, ceil_mode=True),
+                nn.Flatten(),
+            )
+            with torch.no_grad():
+                n_features = features(torch.zeros(1, channels, height, width)).shape[1]
+            self.body = nn.Sequential(*features, nn.Dropout(0.3), nn.Linear(n_features, n_clusters))
+        else:
+            n_features = math.prod(self.input_shape)
+            self.body = nn.Sequential(
+                Standardize(torch.zeros(n_features), 1.0),
+                nn.Linear(n_features, 512),
+                nn.BatchNorm1d(512),
+                nn.ReLU(),
+                nn.Dropout(0.3),
+                nn.Linear(512, n_clusters),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape([x.shape[0]] + self.input_shape))  # noqa: RUF005 (TorchScript)
+
+
+def _conv_block(channels_in: int, channels_out: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(channels_in, channels_out, 5, padding=2, bias=False),
+        nn.BatchNorm2d(channels_out),
+        nn.ReLU(),
+    ]
+
+
 NETWORK_FACTORIES: dict[str, NetworkFactory] = {
     "cnn": cnn,
     "mlp": mlp,
     "linear": linear,
     "nearest-centroid": NearestCentroidNetwork,
+    LEARNED_NETWORK: LearnedNetwork,
 }
 
 

@@ -33,7 +33,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from neural_kmeans.networks import NETWORK_NAMES, Standardize, build_network
+from neural_kmeans.networks import LEARNED_NETWORK, NETWORK_NAMES, Standardize, build_network
 from neural_kmeans.validation import InvalidParameterError, check_device
 
 if TYPE_CHECKING:
@@ -378,6 +378,8 @@ def params_to_json(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, to
             out[name] = None if value is None else os.fspath(value)
         elif name == "image_shape":
             out[name] = None if value is None else [int(s) for s in value]
+        elif name == "learned_params":
+            out[name] = None if value is None else {k: _plain(v) for k, v in value.items()}
         elif isinstance(value, np.generic):
             out[name] = value.item()
         elif value is None or isinstance(value, bool | int | float | str):
@@ -399,6 +401,8 @@ def params_from_json(
             out[name] = tensors[value["array"]].numpy()
         elif name == "image_shape" and value is not None:
             out[name] = tuple(value)
+        elif name == "learned_params":
+            out[name] = value
         elif isinstance(value, dict):  # not saved: callbacks, generators
             out[name] = None
         else:
@@ -500,7 +504,7 @@ def _model_from(
             )
         name = network
     else:
-        if saved_network not in NETWORK_NAMES:
+        if saved_network not in (*NETWORK_NAMES, LEARNED_NETWORK):
             raise ModelFileError(f"{path} names an unknown network {saved_network!r}")
         name = saved_network
     params = params_from_json(header["params"], tensors, network)

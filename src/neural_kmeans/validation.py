@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_array
 
 from neural_kmeans.initialization import INIT_NAMES
 from neural_kmeans.networks import NETWORK_NAMES
+from neural_kmeans.self_labelling import FEATURE_NAMES, learned_params
 from neural_kmeans.training import OPTIMIZER_NAMES
 
 MNIST_FLAT_FEATURES = 28 * 28
@@ -291,6 +292,18 @@ def check_params(estimator: Any) -> None:
             f"record_centroids must be True or False, got {estimator.record_centroids!r}"
         )
     check_callbacks(estimator.callbacks)
+    features = getattr(estimator, "features", "pixels")
+    _check_choice("features", features, FEATURE_NAMES)
+    if features == "learned":
+        try:
+            learned_params(estimator.learned_params)
+        except (TypeError, ValueError) as problem:
+            raise InvalidParameterError(str(problem)) from None
+        if getattr(estimator, "checkpoint_dir", None) is not None:
+            raise InvalidParameterError(
+                'checkpoint_dir is for features="pixels": the learned mode does not '
+                "checkpoint its stages; leave checkpoint_dir=None"
+            )
     directory = getattr(estimator, "checkpoint_dir", None)
     if directory is not None and not isinstance(directory, str | os.PathLike):
         raise InvalidParameterError(
