@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -121,21 +120,11 @@ def table(results: list[dict]) -> str:
 
 
 def machine() -> str:
-    import sklearn
-    import torch
+    """The CPU, core count and versions (``speed.py``'s line) and umap-learn's version."""
+    import umap
+    from speed import versions  # benchmarks/ is on the path when this script runs
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}"
-    )
+    return f"{versions()}, umap-learn {umap.__version__}"
 
 
 def main() -> None:
