@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from neural_kmeans.assignment import inference_network
+from neural_kmeans.centroids import centroid_means
 from neural_kmeans.networks import LearnedNetwork, Standardize
 from neural_kmeans.representation import (
     AUTOENCODER_CODES,
@@ -334,7 +335,7 @@ def _fit_learned(
 
     # The loop: steps 2-4 on the confident members.
     stage = time.perf_counter()
-    network, labels, centroids, history, converged = self_labelling_loop(
+    network, labels, centroids, input_centroids, history, converged = self_labelling_loop(
         samples,
         labels,
         centroids,
@@ -349,13 +350,12 @@ def _fit_learned(
     )
     timings["loop"] = _lap(stage, "self-labelling loop", verbose)
 
-    input_centroids, inertia = input_space_means(rows, labels, n_clusters)
     initial_input_centroids, _ = input_space_means(rows, initial_labels, n_clusters)
     for record in history:  # in the input's units, as the pixel loop records them
         record["inertia"] /= scale**2
         if "centroids" in record:
             record["centroids"] = record["centroids"] / scale
-    inertia /= scale**2
+    inertia = history[-1]["inertia"]
     timings["total"] = time.perf_counter() - started
     return LearnedResult(
         labels=labels,
@@ -389,7 +389,7 @@ def self_labelling_loop(
     verbose: int = 0,
     callbacks: Sequence[LearnedCallback] = (),
     record_centroids: bool = False,
-) -> tuple[LearnedNetwork, np.ndarray, np.ndarray, list[dict], bool]:
+) -> tuple[LearnedNetwork, np.ndarray, np.ndarray, np.ndarray, list[dict], bool]:
     """Steps 2-4 of the loop, from the first clusters, until they settle or ``max_iter``.
 
     Parameters
@@ -413,6 +413,9 @@ def self_labelling_loop(
         In eval mode.
     labels : ndarray of shape (n,), int64
     centroids : ndarray of shape (K, m)
+    input_centroids : ndarray of shape (K, d)
+        The clusters' means in the samples' space (scaled units), from the last
+        iteration (:func:`input_space_means`; its inertia is in the last record).
     history : list of dict
     converged : bool
     """
@@ -468,7 +471,7 @@ def self_labelling_loop(
         converged = changed <= params.tol
         if converged or stop:
             break
-    return network.eval(), labels, centroids, history, converged
+    return network.eval(), labels, centroids, input_centroids, history, converged
 
 
 def _fresh_network(
@@ -610,10 +613,8 @@ def _cluster_means(
     sums = np.zeros((n_clusters, points.shape[1]))
     np.add.at(sums, labels, points)
     counts = np.bincount(labels, minlength=n_clusters)
-    means = np.array(previous, dtype=np.float64, copy=True)
-    filled = counts > 0
-    means[filled] = sums[filled] / counts[filled, None]
-    return means
+    previous = torch.as_tensor(np.asarray(previous, dtype=np.float64))
+    return centroid_means(torch.from_numpy(sums), torch.from_numpy(counts), previous).numpy()
 
 
 def input_space_means(
@@ -642,10 +643,9 @@ def input_space_means(
         block = rows[start : start + chunk_size].cpu().double()
         sums.index_add_(0, targets[start : start + chunk_size], block)
         squared += float((block * block).sum())
-    counts = torch.bincount(targets, minlength=n_clusters).double()
+    counts = torch.bincount(targets, minlength=n_clusters)
+    means = centroid_means(sums, counts, torch.zeros_like(sums))
     filled = counts > 0
-    means = torch.zeros_like(sums)
-    means[filled] = sums[filled] / counts[filled, None]
     between = float(((sums[filled] ** 2).sum(dim=1) / counts[filled]).sum())
     return means.numpy(), max(squared - between, 0.0)
 
@@ -670,12 +670,11 @@ def _input_shape(
     return (math.prod(sample_shape),)
 
 
-def _as_float_samples(X: Any, input_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _as_float_samples(
+    data: np.ndarray, input_shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
     """Samples as float32 (n, *input_shape) on ``device``; uint8 divided by 255 (as the
     estimator's batches do, so the same network gives the same labels)."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    data = np.asarray(X)
     tensor = torch.from_numpy(np.ascontiguousarray(data)).to(torch.float32)
     if data.dtype == np.uint8:
         tensor.mul_(1.0 / 255.0)
