@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from speed import run_json_worker, versions  # benchmarks/ is on the path when run
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 METHODS = ("kmeans", "pixels", "learned")
@@ -83,17 +83,7 @@ def run_worker(dataset: str, method: str, seed: int, args: argparse.Namespace) -
     command = [sys.executable, __file__, "--worker", dataset, method, str(seed)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    env = dict(os.environ)
-    if args.threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = str(args.threads)
-        env["NUMBA_NUM_THREADS"] = str(args.threads)
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker {dataset} {method} {seed} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(json.dumps(result), file=sys.stderr, flush=True)  # progress, and the raw numbers
-    return result
+    return run_json_worker(command, args.threads, f"{dataset} {method} {seed}")
 
 
 def table(results: list[dict]) -> str:
@@ -122,7 +112,6 @@ def table(results: list[dict]) -> str:
 def machine() -> str:
     """The CPU, core count and versions (``speed.py``'s line) and umap-learn's version."""
     import umap
-    from speed import versions  # benchmarks/ is on the path when this script runs
 
     return f"{versions()}, umap-learn {umap.__version__}"
 

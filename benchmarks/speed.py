@@ -138,20 +138,27 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
     return result
 
 
+def run_json_worker(command: list[str], threads: int, what: str) -> dict:
+    """Run ``command`` (a worker printing one JSON line last) with ``threads`` threads in
+    every pool (0: the default), echo its result to stderr and return it."""
+    env = dict(os.environ)
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+        env["NUMBA_NUM_THREADS"] = str(threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {what} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), file=sys.stderr, flush=True)  # progress, and the raw numbers
+    return result
+
+
 def run_worker(method: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", method, "--seed", str(args.seed)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    env = dict(os.environ)
-    if args.threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = str(args.threads)
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker {method} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(json.dumps(result), file=sys.stderr)  # progress, and the raw numbers
-    return result
+    return run_json_worker(command, args.threads, method)
 
 
 def versions() -> str:
