@@ -41,8 +41,8 @@ def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
     import torch
 
     from neural_kmeans import NeuralKMeans
-    from neural_kmeans.datasets import load_dataset
-    from neural_kmeans.metrics import evaluate
+    from neural_kmeans.core.metrics import evaluate
+    from neural_kmeans.io.datasets import load_dataset
 
     X, y = load_dataset(dataset, split="all", data_dir=data_dir)
     X = np.asarray(X)

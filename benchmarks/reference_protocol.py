@@ -29,8 +29,8 @@ from sklearn.cluster import KMeans
 
 import neural_kmeans
 from neural_kmeans import NeuralKMeans
-from neural_kmeans.datasets import load_dataset
-from neural_kmeans.metrics import evaluate
+from neural_kmeans.core.metrics import evaluate
+from neural_kmeans.io.datasets import load_dataset
 
 NOTEBOOK = {"K-means": {"rand": 0.880, "purity": 0.594}, "CNN": {"rand": 0.851, "purity": 0.492}}
 

@@ -66,10 +66,10 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
     import torch
 
     from neural_kmeans import NeuralKMeans
-    from neural_kmeans.assignment import inference_network
-    from neural_kmeans.batches import SampleBatches
-    from neural_kmeans.datasets import load_dataset
-    from neural_kmeans.metrics import evaluate
+    from neural_kmeans.core.assignment import inference_network
+    from neural_kmeans.core.metrics import evaluate
+    from neural_kmeans.core.samples import SampleBatches
+    from neural_kmeans.io.datasets import load_dataset
 
     result: dict = {"method": method}
     if method.startswith("memmap-"):

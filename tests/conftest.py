@@ -62,6 +62,6 @@ class Poisonable(torch.nn.Module):
 
 @pytest.fixture
 def poisonable() -> type[Poisonable]:
-    """A network factory (:class:`Poisonable`): set ``model.current_network_.poisoned``
-    in a callback to make the network's outputs NaN."""
+    """A network factory (:class:`Poisonable`): set ``state.network.poisoned`` in a
+    callback to make the network's outputs NaN."""
     return Poisonable

@@ -14,16 +14,16 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from neural_kmeans import NeuralKMeans, serialization
-from neural_kmeans.checkpoint import (
+from neural_kmeans import NeuralKMeans
+from neural_kmeans.core.validation import DivergenceError
+from neural_kmeans.io import container
+from neural_kmeans.io.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
     FitInterrupted,
     checkpoint_info,
-    estimator_from_checkpoint,
     read_checkpoint,
 )
-from neural_kmeans.validation import DivergenceError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -36,8 +36,8 @@ def digits():
 def signal_at(iteration: int, number: int = signal.SIGINT):
     """A callback that sends this process ``number`` during ``iteration``."""
 
-    def send(i, record, model):
-        if i == iteration:
+    def send(state):
+        if state.iteration == iteration:
             os.kill(os.getpid(), number)
 
     return send
@@ -93,13 +93,13 @@ import sys, time
 import numpy as np
 from sklearn.datasets import load_digits
 from neural_kmeans import NeuralKMeans
-from neural_kmeans.checkpoint import FitInterrupted
+from neural_kmeans.io.checkpoint import FitInterrupted
 
 mode, folder, out = sys.argv[1:4]
 X = load_digits().images[:600].astype(np.float32) / 16
 params = dict(n_clusters=10, network="cnn", init="random", max_iter=5, random_state=3)
 if mode == "interrupted":
-    def slow(iteration, record, model):
+    def slow(state):
         time.sleep(0.3)
     try:
         NeuralKMeans(**params, checkpoint_dir=folder, callbacks=slow).fit(X)
@@ -157,7 +157,7 @@ def test_resume_from_the_checkpoint_alone(digits, tmp_path):
         NeuralKMeans(**params, random_state=1, checkpoint_dir=tmp_path, callbacks=signal_at(1)).fit(
             digits
         )
-    model = estimator_from_checkpoint(tmp_path)
+    model = NeuralKMeans.from_checkpoint(tmp_path)
     assert model.get_params()["init"] == "random" and model.random_state == 1
     assert_same_fit(model.fit(digits, resume=True), reference, digits)
 
@@ -173,16 +173,16 @@ def test_resume_with_a_larger_max_iter_continues(digits, tmp_path):
 
 
 def test_a_finished_checkpoint_resumes_to_its_result(digits, tmp_path):
-    def stop_at_two(iteration, record, model):
-        return iteration == 2
+    def stop_at_two(state):
+        return state.iteration == 2
 
     params = {"n_clusters": 10, "network": "mlp", "max_iter": 6, "random_state": 0}
     first = NeuralKMeans(**params, checkpoint_dir=tmp_path, callbacks=stop_at_two).fit(digits)
     assert checkpoint_info(tmp_path)["done"]
     calls = []
-    again = NeuralKMeans(
-        **params, checkpoint_dir=tmp_path, callbacks=lambda *args: calls.append(args)
-    ).fit(digits, resume=True)
+    again = NeuralKMeans(**params, checkpoint_dir=tmp_path, callbacks=calls.append).fit(
+        digits, resume=True
+    )
     assert calls == [] and again.n_iter_ == 2
     assert_same_fit(again, first, digits)
 
@@ -242,9 +242,9 @@ def test_an_unusable_folder_is_refused_before_any_work(digits, tmp_path):
 def test_a_failed_write_keeps_the_previous_checkpoint_whole(digits, tmp_path, monkeypatch):
     replace = os.replace
 
-    def fail_on_second(iteration, record, model):
-        if iteration == 2:
-            monkeypatch.setattr(serialization.os, "replace", failing)
+    def fail_on_second(state):
+        if state.iteration == 2:
+            monkeypatch.setattr(container.os, "replace", failing)
 
     def failing(source, target):
         raise OSError("no space left on device")
@@ -254,15 +254,15 @@ def test_a_failed_write_keeps_the_previous_checkpoint_whole(digits, tmp_path, mo
     )
     with pytest.raises(CheckpointError, match=r"iteration 2 .*no space left"):
         model.fit(digits)
-    monkeypatch.setattr(serialization.os, "replace", replace)
+    monkeypatch.setattr(container.os, "replace", replace)
     header, _ = read_checkpoint(tmp_path)
     assert header["iteration"] == 1 and len(header["history"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
 
 
 def test_divergence_leaves_the_last_good_checkpoint(digits, tmp_path, poisonable):
-    def poison_after_two(iteration, record, model):
-        model.current_network_.poisoned = iteration == 2
+    def poison_after_two(state):
+        state.network.poisoned = state.iteration == 2
 
     model = NeuralKMeans(
         5, network=poisonable, max_iter=6, checkpoint_dir=tmp_path, callbacks=poison_after_two
@@ -277,7 +277,7 @@ def test_divergence_leaves_the_last_good_checkpoint(digits, tmp_path, poisonable
 def test_no_handlers_without_checkpoints_and_none_outside_the_main_thread(digits, tmp_path):
     seen = []
 
-    def record_handler(iteration, record, model):
+    def record_handler(state):
         seen.append(signal.getsignal(signal.SIGINT))
 
     before = signal.getsignal(signal.SIGINT)
@@ -302,7 +302,7 @@ def test_no_handlers_without_checkpoints_and_none_outside_the_main_thread(digits
 def test_an_ignored_signal_stays_ignored(digits, tmp_path):
     seen = []
 
-    def record_handlers(iteration, record, model):
+    def record_handlers(state):
         seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
 
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_kmeans import experiments as ex
-from neural_kmeans import report
-from neural_kmeans.cli import main
+from neural_kmeans.app import data as app_data
+from neural_kmeans.app import experiments as ex
+from neural_kmeans.app import report
+from neural_kmeans.app.cli import main
 
 METRICS = ("acc", "nmi", "ari", "rand", "purity")
 RUN_KEYS = {"train", "test", "seconds", "n_iter", "inertia"}
@@ -198,13 +199,13 @@ def test_run_with_mnist_scores_the_test_split(
     shared_data_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:
     # a small MNIST stand-in with the real split logic: monkeypatch the loader's subset
-    real = ex.load_data
+    real = app_data.load_data
 
     def small(*args, **kwargs):
         kwargs.update(train_subset=600, test_subset=200)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ex, "load_data", small)
+    monkeypatch.setattr("neural_kmeans.app.commands.load_data", small)
     status, _, _ = run_cli(
         capsys,
         "run",
@@ -348,7 +349,7 @@ def test_bare_run_in_a_subprocess(tmp_path: Path) -> None:
 def test_subprocess_error_exit_status_without_matplotlib(tmp_path: Path) -> None:
     """A usage error in a real process: status 2, one line; the core never imports matplotlib."""
     code = (
-        "import sys; import neural_kmeans.report; from neural_kmeans.cli import main; "
+        "import sys; import neural_kmeans.app.report; from neural_kmeans.app.cli import main; "
         "status = main(['run', '--clusters', 'zero']); "
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; sys.exit(status)"
     )
@@ -581,15 +582,15 @@ def test_reproduce_quick(
 
 
 def test_resolve_threads() -> None:
-    assert ex.resolve_threads(3, 10) == 3
-    assert ex.resolve_threads(0, 1000) == 1
-    assert ex.resolve_threads(None, 10**8) is None
+    assert app_data.resolve_threads(3, 10) == 3
+    assert app_data.resolve_threads(0, 1000) == 1
+    assert app_data.resolve_threads(None, 10**8) is None
 
 
 def test_kmeans_baseline_scales_uint8_like_the_estimator() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(50, 8, 8), dtype=np.uint8)
-    data = ex.DataSplit("u8", images, rng.integers(0, 3, 50), image_shape=(8, 8))
+    data = app_data.DataSplit("u8", images, rng.integers(0, 3, 50), image_shape=(8, 8))
     rows = data.rows("train")
     assert rows.dtype == np.float32 and rows.shape == (50, 64)
     np.testing.assert_allclose(rows, images.reshape(50, -1) / 255.0, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Tests of neural_kmeans.datasets: named data sets, user files and their errors."""
+"""Tests of neural_kmeans.io.datasets: named data sets, user files and their errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_kmeans import download
-from neural_kmeans.datasets import (
+from neural_kmeans.io import download
+from neural_kmeans.io.datasets import (
     DATASET_NAMES,
     Dataset,
     DatasetNotFoundError,

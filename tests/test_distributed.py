@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from sklearn.datasets import load_digits
 
 from neural_kmeans import NeuralKMeans
-from neural_kmeans.distributed import shard_bounds
+from neural_kmeans.core.distributed import leave, shard_bounds
 
 PARAMS = {"n_clusters": 10, "max_iter": 6, "random_state": 0, "init": "random"}
 
@@ -39,17 +39,24 @@ def _fit_on_rank(rank: int, size: int, port: int, network: str, out: str) -> Non
         model = NeuralKMeans(network=network, **PARAMS).fit(_digits())
         np.savez(f"{out}/rank{rank}.npz", labels=model.labels_, centers=model.cluster_centers_)
     finally:
-        dist.destroy_process_group()
+        leave()
 
 
 @pytest.mark.parametrize("network", ["cnn", "mlp"])
 def test_two_processes_give_the_single_process_labels(tmp_path, network):
+    """Also the regression test of a process aborted at exit (SIGABRT, about one run in
+    three) when gloo's group was destroyed without the peers waiting for each other."""
     single = NeuralKMeans(network=network, **PARAMS).fit(_digits())
     mp.spawn(_fit_on_rank, args=(2, _free_port(), network, str(tmp_path)), nprocs=2, join=True)
+    # Not bit-identical by construction: each process runs its shard in batches of other
+    # shapes (other GEMM blockings) and the cluster sums are added in another order, so
+    # a float32 logit or a float64 sum may differ in its last bit; at most one sample
+    # on a near-tie may change cluster, and the centres agree to float32 precision.
     for rank in range(2):
         result = np.load(tmp_path / f"rank{rank}.npz")
-        np.testing.assert_array_equal(result["labels"], single.labels_)
-        np.testing.assert_allclose(result["centers"], single.cluster_centers_, rtol=1e-6)
+        assert np.mean(result["labels"] == single.labels_) >= 1 - 1 / 1000
+        tolerance = 64 * np.finfo(np.float32).eps
+        np.testing.assert_allclose(result["centers"], single.cluster_centers_, atol=tolerance)
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 10, 1797])

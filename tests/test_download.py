@@ -1,4 +1,4 @@
-"""Tests of neural_kmeans.download against a local HTTP mirror on 127.0.0.1."""
+"""Tests of neural_kmeans.io.download against a local HTTP mirror on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import numpy as np
 import pooch
 import pytest
 
-from neural_kmeans import download
-from neural_kmeans.datasets import load_dataset
-from neural_kmeans.download import DatasetNotFoundError
+from neural_kmeans.io import download
+from neural_kmeans.io.datasets import load_dataset
+from neural_kmeans.io.download import DatasetNotFoundError
 
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMAGES_GZ = "/mnist/t10k-images-idx3-ubyte.gz"

@@ -163,9 +163,9 @@ def test_callback_can_stop_the_loop(digits_images):
     X, _ = digits_images
     seen = []
 
-    def stop_at_two(iteration, record, model):
-        seen.append((iteration, record["changed"]))
-        return iteration == 2
+    def stop_at_two(state):
+        seen.append((state.iteration, state.record["changed"]))
+        return state.iteration == 2
 
     model = NeuralKMeans(10, network="mlp", max_iter=10, callbacks=stop_at_two).fit(X)
     assert model.n_iter_ == 2 and [i for i, _ in seen] == [1, 2]
@@ -204,23 +204,22 @@ def test_batch_size_is_chosen_for_the_network(digits_images):
     np.testing.assert_array_equal(given.labels_, mlp.labels_)
 
 
-def test_openmp_threads_sleep_when_idle_unless_the_user_chose():
-    """Regression: spinning OpenMP threads made the CNN 3.6x slower on a busy CPU."""
-    import subprocess
-    import sys
+def test_the_command_line_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch):
+    """Regression: spinning OpenMP threads made the CNN 3.6x slower on a busy CPU; the
+    command line (not the library) sets the policy, before torch is loaded."""
+    from neural_kmeans.app.cli import configure_runtime
 
-    code = "import os, neural_kmeans; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.stdout.strip() == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.stdout.strip() == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    configure_runtime()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    configure_runtime()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 @pytest.mark.parametrize("network", ["mlp", "linear"])
 def test_standardization_folded_into_the_first_layer_gives_the_same_outputs(network, digits_images):
-    from neural_kmeans.assignment import fold_standardization
+    from neural_kmeans.core.assignment import fold_standardization
 
     X, _ = digits_images
     model = NeuralKMeans(10, network=network, max_iter=2, random_state=0).fit(X)

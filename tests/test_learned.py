@@ -7,8 +7,6 @@ pixels; the autoencoder runs in the tests that lower that threshold).
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
@@ -18,17 +16,19 @@ from sklearn.neighbors import NearestNeighbors
 pytest.importorskip("umap", reason="the learned mode needs umap-learn (the 'learned' extra)")
 
 from neural_kmeans import NeuralKMeans
-from neural_kmeans.assignment import inference_network
-from neural_kmeans.datasets import load_dataset
-from neural_kmeans.metrics import evaluate
-from neural_kmeans.networks import LearnedNetwork
-from neural_kmeans.representation import exact_knn, random_affine
-from neural_kmeans.self_labelling import (
-    confident_members,
-    fit_learned,
-    input_space_means,
-)
-from neural_kmeans.validation import InvalidParameterError
+from neural_kmeans.core.assignment import accumulate_labels, inference_network
+from neural_kmeans.core.centroids import centroid_means, inertia_from_sums
+from neural_kmeans.core.metrics import evaluate
+from neural_kmeans.core.networks import LearnedNetwork, Standardize
+from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.validation import InvalidParameterError
+from neural_kmeans.io.checkpoint import FitInterrupted, checkpoint_info
+from neural_kmeans.io.datasets import load_dataset
+from neural_kmeans.representation.augmentation import random_affine
+from neural_kmeans.representation.neighbours import exact_knn
+from neural_kmeans.representation.self_labelling import confident_members
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 #: Fewer training steps than the default (2000): about 20 s on 2 cores.
 FAST = {"steps_per_iter": 600}
@@ -86,13 +86,23 @@ def test_model_is_consistent(digits, digits_model) -> None:
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     np.testing.assert_array_equal(model.predict(rows), model.labels_)
     np.testing.assert_allclose(model.transform(X[:5]).sum(axis=1), 1.0, rtol=1e-5)
-    # Each centroid is its members' mean (input units); the inertia is around them.
-    expected = np.stack([rows[model.labels_ == k].mean(0) for k in range(10)])
-    np.testing.assert_allclose(model.cluster_centers_, expected, atol=1e-9)
-    inertia = ((rows - expected[model.labels_]) ** 2).sum()
-    assert model.inertia_ == pytest.approx(inertia, rel=1e-9)
-    assert model.history_[-1]["inertia"] == pytest.approx(inertia, rel=1e-9)
-    assert model.score(X) == pytest.approx(-inertia, rel=1e-6)
+    # Each centroid is its members' mean (input units); the inertia is around them. The
+    # model sums float32 batches of 1,024 rows: each value is off by at most 1,024 ulps
+    # of the largest partial sum (recursive summation's bound), so the tolerances
+    # scale with that count and float32's epsilon (no bit-exactness is assumed).
+    rows64 = rows.astype(np.float64)
+    expected = np.stack([rows64[model.labels_ == k].mean(0) for k in range(10)])
+    batch_error = 1024 * FLOAT32_EPS
+    np.testing.assert_allclose(
+        model.cluster_centers_, expected, rtol=batch_error, atol=batch_error * np.abs(rows).max()
+    )
+    inertia = ((rows64 - expected[model.labels_]) ** 2).sum()
+    # inertia = sum ||x||² - sum_k ||S_k||² / n_k: the error of the sums, relative to
+    # ||x||², grows by ||x||² / inertia in the difference.
+    amplification = (rows64**2).sum() / inertia
+    assert model.inertia_ == pytest.approx(inertia, rel=amplification * batch_error)
+    assert model.history_[-1]["inertia"] == model.inertia_
+    assert model.score(X) == pytest.approx(-inertia, rel=amplification * batch_error)
 
 
 def test_deterministic_for_a_seed(digits, digits_model) -> None:
@@ -113,8 +123,6 @@ def test_fit_never_reads_labels(digits) -> None:
     with_shuffled = learned(learned_params=TINY, random_state=3).fit(X, shuffled).labels_
     np.testing.assert_array_equal(with_labels, without)
     np.testing.assert_array_equal(with_shuffled, without)
-    # and the functional core takes no labels at all
-    assert "y" not in inspect.signature(fit_learned).parameters
 
 
 def test_global_random_state_untouched(digits) -> None:
@@ -136,8 +144,8 @@ def test_rows_and_callbacks() -> None:
     X, y = make_blobs(600, n_features=20, centers=4, cluster_std=1.0, random_state=0)
     seen = []
 
-    def stop_after_first(iteration: int, record: dict, model: NeuralKMeans) -> bool:
-        seen.append((iteration, record["changed"], model.n_clusters))
+    def stop_after_first(state) -> bool:
+        seen.append((state.iteration, state.record["changed"], state.centroids.shape[0]))
         return True
 
     params = {"n_neighbors": 10, "max_iter": 3, "steps_per_iter": 100}
@@ -147,7 +155,9 @@ def test_rows_and_callbacks() -> None:
     assert len(seen) == 1 and seen[0][2] == 4 and model.n_iter_ == 1
     assert evaluate(y, model.labels_)["acc"] > 0.95
     np.testing.assert_array_equal(model.predict(X), model.labels_)
-    assert isinstance(model.network_, LearnedNetwork)
+    # the learned network on rows, behind the fixed standardisation the MLP also has
+    assert isinstance(model.network_[1], LearnedNetwork)
+    assert isinstance(model.network_[0], Standardize)
 
 
 def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
@@ -163,10 +173,9 @@ def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"features": "learnt"}, "did you mean 'learned'"),
+        ({"features": "learnt"}, "Did you mean features='learned'"),
         ({"features": "learned", "learned_params": {"epochs": 3}}, "unknown names 'epochs'"),
-        ({"features": "learned", "learned_params": [("max_iter", 2)]}, "must be None or a dict"),
-        ({"features": "learned", "checkpoint_dir": "somewhere"}, "checkpoint_dir is for"),
+        ({"features": "learned", "learned_params": [("max_iter", 2)]}, "'dict' or None"),
     ],
 )
 def test_bad_options_are_refused_before_work(digits, options, message) -> None:
@@ -175,17 +184,51 @@ def test_bad_options_are_refused_before_work(digits, options, message) -> None:
         NeuralKMeans(10, **options).fit(X)
 
 
-def test_input_space_means_match_numpy() -> None:
+def test_cluster_sums_means_and_inertia_match_numpy() -> None:
+    """The sums, means and inertia of given clusters (the learned mode's step 4) against
+    numpy in float64, with tolerances from float32's epsilon and the batch of 128 rows."""
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(1000, 7)).astype(np.float32)
     labels = rng.integers(0, 4, size=1000)
     labels[labels == 2] = 1  # cluster 2 empty
-    means, inertia = input_space_means(torch.from_numpy(rows), labels, 4, chunk_size=128)
+    samples = SampleBatches(rows, (7,), torch.float32, torch.device("cpu"))
+    sums = accumulate_labels(samples, torch.from_numpy(labels), 4, 128)
+    means = centroid_means(sums.sums, sums.counts, torch.full((4, 7), 9.0, dtype=torch.float64))
+    rows64 = rows.astype(np.float64)
+    tolerance = 128 * FLOAT32_EPS
     for k in (0, 1, 3):
-        np.testing.assert_allclose(means[k], rows[labels == k].astype(np.float64).mean(0))
-    np.testing.assert_array_equal(means[2], 0.0)
-    expected = sum(((rows[labels == k] - means[k]) ** 2).sum() for k in (0, 1, 3))
-    assert inertia == pytest.approx(expected, rel=1e-6)
+        np.testing.assert_allclose(means[k], rows64[labels == k].mean(0), rtol=0, atol=tolerance)
+    np.testing.assert_array_equal(means[2], 9.0)  # an empty cluster keeps its centroid
+    expected = sum(
+        ((rows64[labels == k] - rows64[labels == k].mean(0)) ** 2).sum() for k in (0, 1, 3)
+    )
+    amplification = (rows64**2).sum() / expected
+    assert inertia_from_sums(sums, means) == pytest.approx(expected, rel=amplification * tolerance)
+
+
+def test_checkpoint_after_the_first_stage_resumes_to_the_same_fit(digits, tmp_path) -> None:
+    """The learned mode checkpoints its costly first stage and every iteration."""
+    X, _ = digits
+    X = X[:400]
+    params = {**TINY, "max_iter": 2, "bfloat16": False}
+    reference = learned(learned_params=params, random_state=5).fit(X)
+
+    def interrupt(state) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(FitInterrupted):
+        learned(
+            learned_params=params, random_state=5, checkpoint_dir=tmp_path, callbacks=interrupt
+        ).fit(X)
+    assert checkpoint_info(tmp_path)["iteration"] == 1
+    resumed = learned(learned_params=params, random_state=5, checkpoint_dir=tmp_path)
+    resumed.fit(X, resume=True)
+    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
+    np.testing.assert_array_equal(resumed.embedding_, reference.embedding_)
+    assert resumed.n_iter_ == reference.n_iter_
 
 
 def test_exact_knn_matches_scikit_learn() -> None:
@@ -237,7 +280,7 @@ def test_cli_compare_features_learned(tmp_path, capsys) -> None:
     """``compare --features learned`` adds the learned mode to the default methods."""
     import json
 
-    from neural_kmeans.cli import main
+    from neural_kmeans.app.cli import main
 
     out = tmp_path / "c"
     argv = ["compare", "--dataset", "moons", "--features", "learned", "--max-iter", "2"]
@@ -258,7 +301,7 @@ def test_cli_compare_features_learned(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize("command", ["run", "compare", "sweep"])
 def test_cli_features_flag(command, capsys) -> None:
-    from neural_kmeans.cli import main
+    from neural_kmeans.app.cli import main
 
     assert main([command, "--features", "learnt"]) == 2
     assert "invalid choice: 'learnt'" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neural_kmeans.metrics import clustering_accuracy, evaluate, purity
+from neural_kmeans.core.metrics import clustering_accuracy, evaluate, purity
 
 # 7 samples, 3 classes, 3 clusters. Contingency (rows classes, columns clusters):
 #   class 0: [2, 0, 0]; class 1: [0, 2, 1]; class 2: [0, 1, 1]

@@ -10,8 +10,9 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from neural_kmeans import animation, plotting
-from neural_kmeans.experiments import NeuralConfig, Trajectory, trace_2d
+from neural_kmeans.app import animation, plotting
+from neural_kmeans.app.experiments import NeuralConfig
+from neural_kmeans.app.traces import Trajectory, trace_2d
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits, make_blobs
 
-from neural_kmeans import NeuralKMeans, serialization
-from neural_kmeans.checkpoint import CheckpointError, read_checkpoint
-from neural_kmeans.serialization import (
+from neural_kmeans import NeuralKMeans
+from neural_kmeans.io import container
+from neural_kmeans.io.checkpoint import CheckpointError, read_checkpoint
+from neural_kmeans.io.container import read_container, write_container
+from neural_kmeans.io.model_file import (
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     ModelFileError,
-    load_model_bytes,
-    read_container,
-    write_container,
+    read_model,
 )
 
 
@@ -128,7 +128,7 @@ def test_save_is_atomic_and_leaves_no_temporary_file(small_model, tmp_path, monk
     def failing_replace(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(serialization.os, "replace", failing_replace)
+    monkeypatch.setattr(container.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before
@@ -136,14 +136,17 @@ def test_save_is_atomic_and_leaves_no_temporary_file(small_model, tmp_path, monk
 
 
 # ------------------------------------------------------------ damaged and foreign files
-def test_every_flipped_byte_is_a_clear_error(small_file):
+def test_every_flipped_byte_is_a_clear_error(small_file, tmp_path):
     data = small_file.read_bytes()
+    damaged = tmp_path / "damaged.nkm"
     for position in range(len(data)):
         changed = bytearray(data)
         changed[position] ^= 0xFF
+        damaged.write_bytes(bytes(changed))
         with pytest.raises(ModelFileError, match=r"damaged|not a neural-kmeans|format version"):
-            load_model_bytes(bytes(changed), name="damaged.nkm")
-    assert load_model_bytes(data).n_iter_ == 2  # the intact bytes load
+            read_model(damaged)
+    damaged.write_bytes(data)
+    assert NeuralKMeans.load(damaged).n_iter_ == 2  # the intact bytes load
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,12 +179,12 @@ def test_a_truncated_file_is_a_clear_error(small_file, tmp_path, length):
 
 
 def test_a_file_from_another_format_version_is_a_clear_error(small_file, tmp_path):
-    header, tensors = read_container(small_file, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+    header, tensors = read_container(small_file, MODEL_FORMAT, MODEL_FORMAT_VERSION, ModelFileError)
     for key in ("format", "format_version", "package_version", "torch_version", "written"):
         header.pop(key)
     future = tmp_path / "future.nkm"
     write_container(future, MODEL_FORMAT, MODEL_FORMAT_VERSION + 1, header, tensors)
-    with pytest.raises(ModelFileError, match=r"format version 2 .*reads format version 1") as info:
+    with pytest.raises(ModelFileError, match=r"format version 3 .*reads format version 2") as info:
         NeuralKMeans.load(future)
     assert "damaged" not in str(info.value)  # an intact file of another version
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from neural_kmeans.cli import main
+from neural_kmeans.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,26 +1,17 @@
 """The ``NeuralKMeans`` estimator: K-means with a neural network as the distance step.
 
-The loop, one module per step:
-
-1. :mod:`~neural_kmeans.initialization` picks the K first centroids;
-2. :mod:`~neural_kmeans.training` trains the network on them (centroid k is class k);
-3. :mod:`~neural_kmeans.assignment` gives every sample the network's predicted class;
-4. :mod:`~neural_kmeans.centroids` moves each centroid to the mean of its members;
-
-and back to 2 until the assignment stops changing or ``max_iter`` is reached.
-
-With ``features="learned"`` the same loop runs in a learned space, its network trained
-on each cluster's most confident members: :mod:`~neural_kmeans.representation` and
-:mod:`~neural_kmeans.self_labelling`.
+A thin scikit-learn face over the core loop (:func:`neural_kmeans.core.loop.run_loop`):
+it checks the parameters and the data, picks the loop's parts for the chosen
+``features`` (the pixels: :mod:`~neural_kmeans.core.initialization`,
+:mod:`~neural_kmeans.core.training`, :mod:`~neural_kmeans.core.centroids`; the
+learned space: :mod:`~neural_kmeans.representation.self_labelling`), runs the loop,
+and keeps its result as fitted attributes. Model files and checkpoints are
+:mod:`neural_kmeans.io`'s, which get plain state from here.
 """
 
 from __future__ import annotations
 
-import functools
-import numbers
 import os
-import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,53 +25,63 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from neural_kmeans import distributed
-from neural_kmeans.assignment import Assignment, assign_and_accumulate, predict_batches
-from neural_kmeans.batches import SampleBatches
-from neural_kmeans.centroids import (
-    centroid_means,
-    repair_empty_clusters,
-    squared_distances_to_assigned,
+from neural_kmeans.core import distributed
+from neural_kmeans.core.assignment import predict_batches
+from neural_kmeans.core.centroids import InputSpace, squared_distances_to_assigned
+from neural_kmeans.core.initialization import CentroidStart
+from neural_kmeans.core.loop import (
+    Callback,
+    LoopParts,
+    LoopSettings,
+    LoopState,
+    run_loop,
+    start_state,
 )
-from neural_kmeans.checkpoint import FitCheckpoints, interrupt_handlers
-from neural_kmeans.initialization import initial_centroids
-from neural_kmeans.networks import (
+from neural_kmeans.core.networks import (
     LEARNED_NETWORK,
-    Standardize,
-    build_network,
+    NETWORK_NAMES,
+    ROW_NETWORKS,
+    make_network,
+    needs_standardizing,
     resolve_network_name,
 )
-from neural_kmeans.serialization import load_model, save_model
-from neural_kmeans.training import make_optimizer, train_on_centroids
-from neural_kmeans.validation import (
+from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.training import CentroidTeacher, make_optimizer
+from neural_kmeans.core.validation import (
+    PARAMETER_CONSTRAINTS,
     InvalidParameterError,
     check_data_for_params,
     check_device,
-    check_finite_centroids,
-    check_network_outputs,
-    check_params,
-    check_training_loss,
+    check_parameters,
     resolve_image_shape,
     to_numpy_samples,
 )
-
-#: ``callback(iteration, record, model) -> stop?``: called after every iteration with
-#: that iteration's history record; returning True stops the loop.
-# Built-in networks that read flat rows even when the samples are images.
-ROW_NETWORKS = ("mlp", "linear", "nearest-centroid")
+from neural_kmeans.io.checkpoint import (
+    FitCheckpoints,
+    checkpoint_params,
+    interrupt_handlers,
+)
+from neural_kmeans.io.model_file import ModelFileError, read_model, save_model
 
 CNN_CPU_BATCH_SIZE = 256
 LEARNED_BATCH_SIZE = 1024
 DEFAULT_BATCH_SIZE = 4096
 CNN_LEARNING_RATE = 1e-3
 DEFAULT_LEARNING_RATE = 1e-2
-# Built-in networks that see standardized inputs (a fixed first layer): they learn far
-# better from K points when the features are centred and of unit scale.
-STANDARDIZED_NETWORKS = ("mlp", "linear")
-# Samples on which each iteration's network is checked for non-finite outputs.
-PROBE_SAMPLES = 256
-
-Callback = Callable[[int, dict, "NeuralKMeans"], "bool | None"]
+#: The fitted attributes a model file keeps (``network_`` is saved as its weights).
+FITTED_ATTRIBUTES = (
+    "cluster_centers_",
+    "labels_",
+    "inertia_",
+    "n_iter_",
+    "history_",
+    "initial_centers_",
+    "converged_",
+    "n_features_in_",
+    "image_shape_",
+    "embedding_",
+    "timings_",
+)
 
 
 class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
@@ -130,26 +131,30 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     record_centroids : bool, default=False
         Keep each iteration's centroids in ``history_`` (for figures).
     callbacks : callable or list of callables, optional
-        ``callback(iteration, record, model) -> stop?`` after every iteration.
+        ``callback(state) -> stop?`` after every iteration, with the loop's
+        :class:`~neural_kmeans.core.loop.LoopState` (``iteration``, ``record``,
+        ``network``, ``labels``, ``cluster_centers``, ``history``, ...); returning
+        True stops the fit.
     features : {"pixels", "learned"}, default="pixels"
         The space the loop runs in. ``"pixels"``: the samples themselves, the faithful
         loop above. ``"learned"``: a learned representation (an autoencoder's codes,
         their k-nearest-neighbour graph laid out by UMAP; Gaussian-mixture first
         clusters), with the network trained on each cluster's most confident members
         instead of the lone centroid (self-labelling); see
-        :mod:`neural_kmeans.self_labelling`. Needs umap-learn (the ``learned`` extra).
-        With ``"learned"``, ``network``, ``init``, ``steps_per_iter``, ``optimizer``,
-        ``learning_rate``, ``max_iter``, ``tol`` and ``checkpoint_dir`` (refused) do
-        not apply: its settings are ``learned_params``.
+        :mod:`~neural_kmeans.representation.self_labelling`. Needs umap-learn (the
+        ``learned`` extra). Both run through the same loop
+        (:func:`~neural_kmeans.core.loop.run_loop`). With ``"learned"``, ``network``,
+        ``init``, ``steps_per_iter``, ``optimizer``, ``learning_rate``, ``max_iter``
+        and ``tol`` do not apply: its settings are ``learned_params``.
     learned_params : dict, optional
         Overrides of the learned mode's defaults, by name
-        (:class:`~neural_kmeans.self_labelling.LearnedParams`), e.g.
+        (:class:`~neural_kmeans.representation.self_labelling.LearnedParams`), e.g.
         ``{"autoencoder_epochs": 5}``.
     checkpoint_dir : str or os.PathLike, optional
         Write the loop's whole state to ``checkpoint_dir/checkpoint.safetensors`` after
-        every iteration (atomically), and let SIGINT/SIGTERM stop the fit cleanly after
-        the current iteration (:class:`~neural_kmeans.checkpoint.FitInterrupted`);
-        ``fit(X, resume=True)`` continues from it. See :mod:`neural_kmeans.checkpoint`.
+        step 1 and every iteration (atomically), and let SIGINT/SIGTERM stop the fit
+        cleanly after the current stage (:class:`~neural_kmeans.io.checkpoint.FitInterrupted`);
+        ``fit(X, resume=True)`` continues from it. See :mod:`neural_kmeans.io.checkpoint`.
 
     Attributes
     ----------
@@ -165,7 +170,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     n_iter_ : int
         Iterations run.
     network_ : torch.nn.Module
-        The trained network that gave ``labels_``.
+        The trained network that gave ``labels_`` (in eval mode).
     history_ : list of dict
         Per iteration: ``iteration``, ``loss``, ``changed`` (fraction of samples whose
         cluster changed), ``inertia``, ``sizes`` (K cluster sizes), ``seconds``,
@@ -235,6 +240,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.learned_params = learned_params
         self.checkpoint_dir = checkpoint_dir
 
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
     # ------------------------------------------------------------------ public API
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> NeuralKMeans:
         """Cluster ``X``.
@@ -258,49 +265,74 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         ------
         ValueError, TypeError
             Invalid parameters or data, before any work.
-        neural_kmeans.checkpoint.CheckpointError
+        neural_kmeans.io.checkpoint.CheckpointError
             A checkpoint that cannot be written, or resumed.
-        neural_kmeans.checkpoint.FitInterrupted
+        neural_kmeans.io.checkpoint.FitInterrupted
             SIGINT or SIGTERM came during a fit with a ``checkpoint_dir``; the
-            iteration's checkpoint is written.
-        neural_kmeans.validation.DivergenceError
+            stage's checkpoint is written.
+        neural_kmeans.core.validation.DivergenceError
             A loss, network output or centroid that is not finite.
         """
-        check_params(self)
-        if resume and self.checkpoint_dir is None:
-            raise InvalidParameterError(
-                "resume=True needs checkpoint_dir: the folder the interrupted fit wrote its "
-                "checkpoint to"
-            )
+        self._check_params(resume)
         data = to_numpy_samples(X)
         self.n_features_in_ = int(np.prod(data.shape[1:]))
         self.image_shape_ = resolve_image_shape(data.shape[1:], self.image_shape)
-        if self.features == "learned":
-            return self._fit_learned(data)
-        self._network_name = resolve_network_name(self.network, self.image_shape_ is not None)
-        check_data_for_params(
-            self, data.shape[1:], data.shape[0], self.image_shape_, self._network_name
+        learned = self.features == "learned"
+        name = (
+            LEARNED_NETWORK
+            if learned
+            else resolve_network_name(self.network, bool(self.image_shape_))
         )
+        check_data_for_params(self, data.shape[1:], data.shape[0], self.image_shape_, name)
+        if learned and distributed.is_distributed():
+            raise ValueError(
+                'features="learned" runs in one process: its first stage (autoencoder, '
+                "neighbour graph, UMAP) is not sharded; start it without torchrun"
+            )
+        self._network_name = name
         self._dtype = self._compute_dtype(data)
         self.device_ = self._resolve_device()
+        samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_)
+        rng, seed = self._random_generators()
+        parts, settings = self._loop_parts(seed), self._loop_settings()
         checkpoints = None
         if self.checkpoint_dir is not None:
-            checkpoints = FitCheckpoints(self, data, resume=resume)
-        samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_)
-        rng, torch_seed = self._random_generators()
+            shape = {"n_features_in_": self.n_features_in_, "network": self._network_spec()}
+            checkpoints = FitCheckpoints(
+                self.checkpoint_dir, self.get_params(), data, shape, resume
+            )
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), interrupt_handlers(checkpoints):
-            torch.manual_seed(torch_seed)
-            self._fit(samples, rng, checkpoints)
+            torch.manual_seed(seed)
+            state = self._run(samples, parts, settings, rng, checkpoints)
+        self._keep(state)
         return self
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: str | os.PathLike, *, network: Callable | None = None
+    ) -> NeuralKMeans:
+        """A new, unfitted estimator with the parameters of the checkpoint in
+        ``directory``: ``NeuralKMeans.from_checkpoint(DIR).fit(X, resume=True)``
+        continues an interrupted fit (a custom network factory must be given again)."""
+        return cls(**checkpoint_params(directory, network))
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (safetensors + JSON header + SHA-256; no pickle).
 
-        See :mod:`neural_kmeans.serialization`. A model with a callable ``network``
+        See :mod:`neural_kmeans.io.model_file`. A model with a callable ``network``
         is saved too, but loading it needs the factory again.
         """
-        save_model(self, path)
+        check_is_fitted(self, "network_")
+        fitted = {name: getattr(self, name) for name in FITTED_ATTRIBUTES if hasattr(self, name)}
+        fitted["image_shape_"] = None if self.image_shape_ is None else list(self.image_shape_)
+        save_model(
+            path,
+            params=self.get_params(deep=False),
+            fitted=fitted,
+            network={**self._network_spec(), "device": str(self.device_)},
+            weights=self.network_.state_dict(),
+        )
 
     @classmethod
     def load(
@@ -322,10 +354,11 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
 
         Raises
         ------
-        neural_kmeans.serialization.ModelFileError
+        neural_kmeans.io.model_file.ModelFileError
             A damaged file, a file of another format version, or a missing factory.
         """
-        return load_model(path, network=network, device=device, cls=cls)
+        saved = read_model(path)
+        return cls._from_saved(saved, path, network, device)
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit and return ``labels_`` (a tensor on X's device when X is a tensor)."""
@@ -361,168 +394,182 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return -float(distances.sum()) / samples.scale**2
 
     # ------------------------------------------------------------------ the loop
-    def _fit(
-        self,
-        samples: SampleBatches,
-        rng: np.random.Generator,
-        checkpoints: FitCheckpoints | None = None,
-    ) -> None:
-        device, scale = self.device_, samples.scale
-        resumed = None if checkpoints is None else checkpoints.resumed
-        if resumed is None:
-            centroids = torch.as_tensor(
-                initial_centroids(samples, self.n_clusters, self.init, rng),
-                dtype=torch.float64,
-                device=device,
-            )
-            self.initial_centers_ = (centroids / scale).cpu().numpy()
-        else:
-            self.initial_centers_ = resumed.initial_centers
-        network = build_network(self._network_name, self._input_shape(), self.n_clusters)
-        if self._network_name in STANDARDIZED_NETWORKS:
-            network = torch.nn.Sequential(
-                Standardize(*samples.mean_and_scale(self._batch_size())), network
-            )
-        network = network.to(device=device, dtype=self._dtype)
-        optimizer = make_optimizer(network, self.optimizer, self._learning_rate())
-        self.current_network_ = network  # for callbacks: the network as it trains
-        callbacks = _as_list(self.callbacks)
-        previous: torch.Tensor | None = None
-        self.history_, self.converged_ = [], False
-        first = 1
-        if checkpoints is not None and resumed is not None:
-            centroids, previous, first = checkpoints.restore(self, network, optimizer, rng)
-            labels = previous
-        # A few samples on which every iteration's network must give finite outputs.
-        probe = samples.as_input(samples.flat_batch(0, min(samples.n_samples, PROBE_SAMPLES)))
-        for iteration in range(first, self.max_iter + 1):
-            started = time.perf_counter()
-            # Step 2: train the classifier on the K labelled centroids.
-            loss = train_on_centroids(
-                network, optimizer, samples.as_input(centroids.to(self._dtype)), self.steps_per_iter
-            )
-            check_training_loss(iteration, loss, network, self._learning_rate())
-            check_network_outputs(
-                iteration, network, [samples.as_input(centroids.to(self._dtype)), probe]
-            )
-            # Step 3: every sample's cluster is the network's predicted class.
-            assignment = self._assign(network, samples)
-            labels = assignment.labels
-            changed = 1.0 if previous is None else float((labels != previous).double().mean())
-            # Step 4: move each centroid to the mean of its members.
-            sizes = assignment.counts.cpu().tolist()
-            new_centroids = centroid_means(assignment.sums, assignment.counts, centroids)
-            repaired = repair_empty_clusters(
-                samples,
-                labels,
-                assignment.sums,
-                assignment.counts,
-                new_centroids,
-                self._batch_size(),
-            )
-            inertia = self._inertia(samples, assignment, new_centroids, repaired)
-            check_finite_centroids(iteration, new_centroids, inertia)
-            centroids, previous = new_centroids, labels
-            record = {
-                "iteration": iteration,
-                "loss": loss,
-                "changed": changed,
-                "inertia": inertia / scale**2,
-                "sizes": sizes,
-                "empty_repaired": repaired,
-                "seconds": time.perf_counter() - started,
-            }
-            if self.record_centroids:
-                record["centroids"] = (centroids / scale).cpu().numpy()
-            self.history_.append(record)
-            if self.verbose:
-                print(
-                    f"iteration {iteration:3d}  loss {loss:.4f}  changed {changed:.4f}  "
-                    f"inertia {record['inertia']:.6g}  ({record['seconds']:.2f} s)",
-                    file=sys.stderr,
-                )
-            stop_requested = any(bool(cb(iteration, record, self)) for cb in callbacks)
-            self.converged_ = changed <= self.tol
-            if checkpoints is not None:
-                done = self.converged_ or stop_requested
-                checkpoints.save(self, iteration, centroids, labels, network, optimizer, rng, done)
-                checkpoints.raise_if_interrupted(iteration)
-            if self.converged_ or stop_requested:
-                break
-        self.network_ = network.eval()
-        self.labels_ = labels.numpy()
-        self.cluster_centers_ = (centroids / scale).cpu().numpy()
-        self.inertia_ = self.history_[-1]["inertia"]
-        self.n_iter_ = len(self.history_)
+    def _loop_parts(self, seed: int) -> LoopParts:
+        """Steps 1, 2 and 4 for the chosen ``features``."""
+        if self.features == "learned":
+            from neural_kmeans.representation.autoencoder import use_bfloat16
+            from neural_kmeans.representation.self_labelling import learned_params, learned_parts
 
-    def _fit_learned(self, data: np.ndarray) -> NeuralKMeans:
-        """``features="learned"``: :func:`~neural_kmeans.self_labelling.fit_learned`."""
-        from neural_kmeans.self_labelling import fit_learned, learned_params
-
-        self._network_name = LEARNED_NETWORK
-        check_data_for_params(
-            self, data.shape[1:], data.shape[0], self.image_shape_, self._network_name
+            params = learned_params(self.learned_params)
+            bfloat16 = use_bfloat16(self.device_) if params.bfloat16 is None else params.bfloat16
+            return learned_parts(params, self.n_clusters, seed, bfloat16, int(self.verbose))
+        return LoopParts(
+            start=CentroidStart(self.n_clusters, self.init),
+            train=CentroidTeacher(self.steps_per_iter, self._dtype),
+            update=InputSpace(),
         )
-        self._dtype = torch.float32
-        self.device_ = self._resolve_device()
-        _, seed = self._random_generators()
-        callbacks = [
-            functools.partial(_model_callback, callback, self)
-            for callback in _as_list(self.callbacks)
-        ]
-        result = fit_learned(
-            data,
-            self.n_clusters,
-            image_shape=self.image_shape_,
-            random_state=seed,
-            device=self.device_,
+
+    def _loop_settings(self) -> LoopSettings:
+        max_iter, tol = self.max_iter, self.tol
+        if self.features == "learned":
+            from neural_kmeans.representation.self_labelling import learned_params
+
+            params = learned_params(self.learned_params)
+            max_iter, tol = params.max_iter, params.tol
+        return LoopSettings(
+            max_iter=max_iter,
+            tol=tol,
+            batch_size=self._batch_size(),
+            learning_rate=self._learning_rate(),
             verbose=int(self.verbose),
-            callbacks=callbacks,
-            params=learned_params(self.learned_params),
             record_centroids=bool(self.record_centroids),
         )
-        self.network_ = self.current_network_ = result.network
-        self.labels_ = result.labels
-        self.cluster_centers_ = result.input_centroids
-        self.initial_centers_ = result.initial_input_centroids
-        self.inertia_ = result.inertia
-        self.n_iter_ = result.n_iter
-        self.converged_ = result.converged
-        self.history_ = result.history
-        self.embedding_ = result.embedding
-        self.timings_ = result.timings
-        return self
 
-    def _assign(self, network: torch.nn.Module, samples: SampleBatches) -> Assignment:
-        """Step 3 over all the samples; in a process group, over this rank's shard."""
-        rank, size = distributed.rank_and_size()
-        if size == 1:
-            return assign_and_accumulate(network, samples, self.n_clusters, self._batch_size())
-        start, stop = distributed.shard_bounds(samples.n_samples, rank, size)
-        local = assign_and_accumulate(
-            network, samples, self.n_clusters, self._batch_size(), start, stop
-        )
-        return distributed.combine_assignments(local, samples.n_samples)
-
-    def _inertia(
+    def _run(
         self,
         samples: SampleBatches,
-        assignment: Assignment,
-        centroids: torch.Tensor,
-        repaired: list[int],
-    ) -> float:
-        """Sum of ``||x - c_label||²`` in the scaled space, from the pass's sums."""
-        if repaired:
-            return float(
-                squared_distances_to_assigned(
-                    samples, assignment.labels, centroids, self._batch_size()
-                ).sum()
+        parts: LoopParts,
+        settings: LoopSettings,
+        rng: np.random.Generator,
+        checkpoints: FitCheckpoints | None,
+    ) -> LoopState:
+        """Step 1 (or the checkpoint's state), then the loop."""
+        done = False
+        if checkpoints is not None and checkpoints.resumed is not None:
+            network, optimizer = self._new_network(samples)
+            state, done = checkpoints.restore(network, optimizer, rng, self.device_)
+        else:
+            state = start_state(parts, samples, rng)
+            state.network, state.optimizer = self._new_network(samples)
+            if checkpoints is not None:
+                checkpoints.save(state, rng, done=False)
+                checkpoints.raise_if_interrupted(0)
+        if not done:
+            callbacks = _as_list(self.callbacks)
+            run_loop(
+                state, parts, samples, settings, rng, callbacks=callbacks, checkpoints=checkpoints
             )
-        counts = assignment.counts.clamp(min=1).double()
-        between = ((assignment.sums**2).sum(dim=1) / counts).sum()
-        return max(float(assignment.squared_norm - between), 0.0)
+        return state
+
+    def _new_network(
+        self, samples: SampleBatches
+    ) -> tuple[torch.nn.Module, torch.optim.Optimizer | None]:
+        """The untrained network (its weights drawn from torch's seeded generator) and,
+        for the pixels, its optimiser."""
+        standardize = None
+        if needs_standardizing(self._network_name, self._input_shape()):
+            standardize = samples.mean_and_scale(self._batch_size())
+        network = make_network(
+            self._network_name, self._input_shape(), self.n_clusters, standardize
+        )
+        network = network.to(device=self.device_, dtype=self._dtype)
+        if self.features == "learned":
+            return network, None
+        return network, make_optimizer(network, self.optimizer, self._learning_rate())
+
+    def _keep(self, state: LoopState) -> None:
+        """The loop's result as fitted attributes."""
+        self.network_ = state.network.eval()
+        self.labels_ = state.labels.numpy()
+        self.cluster_centers_ = state.cluster_centers
+        self.initial_centers_ = (state.initial_means / state.scale).cpu().numpy()
+        self.history_ = state.history
+        self.inertia_ = state.history[-1]["inertia"]
+        self.n_iter_ = len(state.history)
+        self.converged_ = state.converged
+        if self.features == "learned":
+            self.embedding_ = state.extras["embedding"].numpy()
+            timings = dict(state.info.get("timings", {}))
+            timings["loop"] = float(sum(record["seconds"] for record in state.history))
+            timings["total"] = float(sum(timings.values()))
+            self.timings_ = timings
 
     # ------------------------------------------------------------------ helpers
+    def _check_params(self, resume: bool) -> None:
+        """The parameters against their declared constraints, and the learned mode's."""
+        check_parameters(self.get_params(deep=False), type(self).__name__)
+        if self.features == "learned":
+            from neural_kmeans.representation.layout import check_umap
+            from neural_kmeans.representation.self_labelling import learned_params
+
+            try:
+                learned_params(self.learned_params)
+            except (TypeError, ValueError) as problem:
+                raise InvalidParameterError(str(problem)) from None
+            check_umap()
+        if resume and self.checkpoint_dir is None:
+            raise InvalidParameterError(
+                "resume=True needs checkpoint_dir: the folder the interrupted fit wrote its "
+                "checkpoint to"
+            )
+
+    def _network_spec(self) -> dict[str, Any]:
+        """How to rebuild the network (for model files and checkpoints)."""
+        from neural_kmeans.io.container import network_to_json
+
+        return {
+            "name": network_to_json(self._network_name),
+            "input_shape": list(self._input_shape()),
+            "n_clusters": int(self.n_clusters),
+            "standardized": needs_standardizing(self._network_name, self._input_shape()),
+            "dtype": str(self._dtype).removeprefix("torch."),
+        }
+
+    @classmethod
+    def _from_saved(cls, saved: Any, path: Any, factory: Any, device: Any) -> NeuralKMeans:
+        """Rebuild a fitted estimator from a model file's state."""
+        from neural_kmeans.io.container import params_from_json
+
+        spec = saved.network
+        name = spec["name"]
+        if isinstance(name, dict):
+            if not callable(factory):
+                raise ModelFileError(
+                    f"{path} was fitted with the custom network factory {name['factory']}, "
+                    "which a model file cannot hold (it is code); pass it again: "
+                    "NeuralKMeans.load(path, network=factory)"
+                )
+            name = factory
+        elif name not in (*NETWORK_NAMES, LEARNED_NETWORK):
+            raise ModelFileError(f"{path} names an unknown network {name!r}")
+        params = params_from_json(saved.params, saved.tensors, factory)
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        try:
+            check_device(model.device)
+        except InvalidParameterError as problem:
+            raise ValueError(
+                f"{problem}; the model in {path} was saved with device="
+                f"{saved.params['device']!r}: load it elsewhere with "
+                "NeuralKMeans.load(path, device='cpu')"
+            ) from None
+        for attribute, value in saved.fitted.items():
+            setattr(model, attribute, value)
+        shape = model.image_shape_
+        model.image_shape_ = None if shape is None else tuple(int(s) for s in shape)
+        model._network_name = name
+        model._dtype = getattr(torch, spec["dtype"])
+        model.device_ = model._resolve_device()
+        if tuple(spec["input_shape"]) != model._input_shape():
+            raise ModelFileError(
+                f"{path} is inconsistent: input shape {tuple(spec['input_shape'])} does not "
+                f"follow from its image shape {model.image_shape_} and network {name!r}"
+            )
+        standardize = (torch.zeros(model.n_features_in_), 1.0) if spec["standardized"] else None
+        with torch.random.fork_rng(devices=[]):
+            network = make_network(name, model._input_shape(), model.n_clusters, standardize)
+        network = network.to(device=model.device_, dtype=model._dtype)
+        try:
+            network.load_state_dict(saved.weights, strict=True)
+        except RuntimeError as problem:
+            raise ModelFileError(
+                f"the network saved in {path} does not fit the network rebuilt from its "
+                f"header{' (with the factory given)' if callable(name) else ''}: {problem}"
+            ) from None
+        model.network_ = network.eval()
+        return model
+
     def _batch_size(self) -> int:
         if self.batch_size is not None:
             return int(self.batch_size)
@@ -533,6 +580,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         return DEFAULT_BATCH_SIZE
 
     def _learning_rate(self) -> float:
+        if self.features == "learned":
+            from neural_kmeans.representation.self_labelling import learned_params
+
+            return learned_params(self.learned_params).learning_rate
         if self.learning_rate is not None:
             return float(self.learning_rate)
         return CNN_LEARNING_RATE if self._network_name == "cnn" else DEFAULT_LEARNING_RATE
@@ -540,7 +591,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     def _compute_dtype(self, data: np.ndarray) -> torch.dtype:
         """float32, except the exact nearest-centroid network on float64 input."""
         if self.network == "nearest-centroid" and data.dtype == np.float64:
-            return torch.float64
+            if self.features == "pixels":
+                return torch.float64
         return torch.float32
 
     def _resolve_device(self) -> torch.device:
@@ -564,13 +616,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             seed = int(state.randint(2**31 - 1))
         elif state is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        elif isinstance(state, numbers.Integral) and not isinstance(state, bool):
-            seed = int(state)
         else:
-            raise ValueError(
-                f"random_state must be None, an int, a numpy Generator or RandomState, "
-                f"got {state!r}"
-            )
+            seed = int(state)
         return np.random.default_rng(seed), seed
 
     def _samples_for(self, X: Any) -> SampleBatches:
@@ -600,10 +647,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     @property
     def _n_features_out(self) -> int:
         return self.n_clusters
-
-
-def _model_callback(callback: Callback, model: NeuralKMeans, iteration: int, record: dict) -> Any:
-    return callback(iteration, record, model)
 
 
 def _as_list(callbacks: Callback | Sequence[Callback] | None) -> list[Callback]:

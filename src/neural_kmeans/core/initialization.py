@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 from sklearn.cluster import kmeans_plusplus
 
-from neural_kmeans.batches import SampleBatches
+from neural_kmeans.core.loop import FirstClusters
+from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.validation import INIT_NAMES
 
-INIT_NAMES = ("random", "k-means++")
 # k-means++ reads this many samples at most (a uniform random subset beyond it), so
 # initialising a memory-mapped data set of any size costs a bounded amount of memory.
 KMEANS_PLUSPLUS_MAX_SAMPLES = 50_000
@@ -60,3 +64,19 @@ def _rows(samples: SampleBatches, indices: np.ndarray, dtype: type = np.float64)
     rows = np.asarray(samples.flat[indices], dtype=dtype)
     rows *= dtype(samples.scale)
     return rows
+
+
+@dataclass(frozen=True)
+class CentroidStart:
+    """Step 1 of ``features="pixels"``: K centroids drawn by ``init`` (no labels yet)."""
+
+    n_clusters: int
+    init: str | np.ndarray
+
+    def __call__(self, samples: SampleBatches, rng: np.random.Generator) -> FirstClusters:
+        centroids = torch.as_tensor(
+            initial_centroids(samples, self.n_clusters, self.init, rng),
+            dtype=torch.float64,
+            device=samples.device,
+        )
+        return FirstClusters(centroids=centroids, means=centroids)

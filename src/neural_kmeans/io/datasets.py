@@ -5,7 +5,7 @@
 * ``"digits"`` — scikit-learn's bundled 8x8 handwritten digits (1,797 images),
   float32 in [0, 1]; needs no files nor network.
 * ``"mnist"``, ``"fashion-mnist"`` — 28x28 uint8 images from the standard gzip IDX
-  files, found or downloaded by :mod:`neural_kmeans.download`; splits ``"train"``
+  files, found or downloaded by :mod:`neural_kmeans.io.download`; splits ``"train"``
   (60,000), ``"test"`` (10,000) and ``"all"`` (70,000).
 * ``"blobs"``, ``"moons"``, ``"circles"`` — seeded 2-D toy sets from scikit-learn.
 * a ``.npy`` file (samples only, memory-mapped by default), a ``.npz`` file (samples
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neural_kmeans.download import (
+from neural_kmeans.io.download import (
     IDX_FILES,
     DatasetNotFoundError,
     default_cache_dir,
@@ -162,7 +162,7 @@ def load_dataset(
         give all their samples for any valid value.
     data_dir : path-like, optional
         Folder searched first for the MNIST-like files (``data_dir/<name>/`` or
-        ``data_dir`` itself); see :mod:`neural_kmeans.download` for the other places.
+        ``data_dir`` itself); see :mod:`neural_kmeans.io.download` for the other places.
     n_samples : int, optional
         Number of samples of a toy set (default 1,500); ignored by other sources.
     random_state : int or None, default=0

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neural_kmeans.metrics import METRIC_NAMES
+from neural_kmeans.core.metrics import METRIC_NAMES
 
 __all__ = ["compare_table", "mean_std", "reproduce_report", "sweep_table"]
 
@@ -37,7 +37,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def compare_table(document: Mapping[str, Any], split: str | None = None) -> str:
-    """Markdown table of :func:`~neural_kmeans.experiments.compare_methods`'s document.
+    """Markdown table of :func:`~neural_kmeans.app.experiments.compare_methods`'s document.
 
     One row per method: every metric and the fit's wall seconds, mean ± standard
     deviation over the seeds, on ``split`` (default: test when there is one).
@@ -101,7 +101,7 @@ def reproduce_report(
     Parameters
     ----------
     document : mapping
-        :func:`~neural_kmeans.experiments.reproduce_protocol`'s document.
+        :func:`~neural_kmeans.app.experiments.reproduce_protocol`'s document.
     figures : mapping of str to str
         Relative paths of the figures, under the keys ``centroids``, ``centroids_gif``,
         ``centroids_1_step``, ``history``, ``confusion`` and ``sweep_<metric>`` (any
@@ -115,8 +115,6 @@ def reproduce_report(
     subset_note : str, optional
         Says the run used a subset or fewer iterations (so it is not comparable).
     """
-    reference = document["reference"]
-    methods = document["methods"]
     seeds = document["seeds"]
     protocol = document["protocol"]
     n_iter = protocol["cnn"]["max_iter"]
@@ -148,6 +146,16 @@ def reproduce_report(
         "## Test scores beside the notebook's",
         "",
     ]
+    lines += _scores_table(document)
+    lines += _steps_paragraph(document)
+    lines += _figure_lines(document, figures)
+    lines += _sweep_lines(document, figures)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _scores_table(document: Mapping[str, Any]) -> list[str]:
+    """Every method's mean test scores beside the notebook's."""
+    reference, methods = document["reference"], document["methods"]
     header = [
         "method",
         "Rand",
@@ -177,8 +185,13 @@ def reproduce_report(
                 mean_std(entry["summary"]["seconds"], 1),
             ]
         )
-    lines += [_table(header, rows), ""]
-    lines += _steps_paragraph(document)
+    return [_table(header, rows), ""]
+
+
+def _figure_lines(document: Mapping[str, Any], figures: Mapping[str, str]) -> list[str]:
+    """The centroid, training and contingency figures of the first seed."""
+    seeds, n_iter = document["seeds"], document["protocol"]["cnn"]["max_iter"]
+    lines: list[str] = []
     centroid_figures = [
         ("centroids", f"the centroids after iteration {n_iter}, CNN with 10 steps"),
         ("centroids_gif", "the centroids at every iteration, CNN with 10 steps"),
@@ -222,6 +235,12 @@ def reproduce_report(
             f"![contingency tables]({figures['confusion']})",
             "",
         ]
+    return lines
+
+
+def _sweep_lines(document: Mapping[str, Any], figures: Mapping[str, str]) -> list[str]:
+    """The sweep over K: its table and figures."""
+    lines: list[str] = []
     sweep = document.get("sweep")
     if sweep:
         metrics = ("rand", "purity")
@@ -246,7 +265,7 @@ def reproduce_report(
         ]
         if others:
             lines += [f"Other metrics against K: {', '.join(others)}.", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def _steps_paragraph(document: Mapping[str, Any]) -> list[str]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
-from neural_kmeans.networks import NearestCentroidNetwork
+from neural_kmeans.core.networks import NearestCentroidNetwork
+from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.validation import OPTIMIZER_NAMES
 
-OPTIMIZER_NAMES = ("adam", "sgd")
+if TYPE_CHECKING:
+    from neural_kmeans.core.loop import LoopState
 
 
 def make_optimizer(network: nn.Module, name: str, learning_rate: float) -> torch.optim.Optimizer:
@@ -55,3 +61,16 @@ def train_on_centroids(
         loss.backward()
         optimizer.step()
     return float(loss.detach())
+
+
+@dataclass(frozen=True)
+class CentroidTeacher:
+    """Step 2 of ``features="pixels"``: ``steps`` gradient steps on the K centroids
+    (centroid k is class k), with the state's optimizer."""
+
+    steps: int
+    dtype: torch.dtype
+
+    def __call__(self, state: LoopState, samples: SampleBatches) -> dict[str, Any]:
+        centroids = samples.as_input(state.centroids.to(self.dtype))
+        return {"loss": train_on_centroids(state.network, state.optimizer, centroids, self.steps)}

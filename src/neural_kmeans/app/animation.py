@@ -1,6 +1,6 @@
 """The 2-D illustration: the network's decision regions, clusters and centroids per iteration.
 
-Renders :class:`neural_kmeans.experiments.Trajectory` objects side by side with
+Renders :class:`neural_kmeans.app.experiments.Trajectory` objects side by side with
 matplotlib's animation writers: Pillow for GIF, ffmpeg for MP4.
 """
 
@@ -9,17 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
-from neural_kmeans.experiments import Trajectory
-from neural_kmeans.plotting import cluster_colors
+from neural_kmeans.app.plotting import cluster_colors
+from neural_kmeans.app.traces import Trajectory
 
 __all__ = ["FORMATS", "animate_trajectories", "can_write", "n_frames"]
 
@@ -55,7 +52,7 @@ def n_frames(trajectories: Sequence[Trajectory]) -> int:
 class _Panel:
     """The artists of one trajectory's axes, updated frame by frame."""
 
-    def __init__(self, ax: plt.Axes, trajectory: Trajectory, x: np.ndarray) -> None:
+    def __init__(self, ax: Axes, trajectory: Trajectory, x: np.ndarray) -> None:
         self.trajectory = trajectory
         n_clusters = trajectory.centroids[0].shape[0]
         self.colors = cluster_colors(n_clusters)
@@ -170,9 +167,8 @@ def animate_trajectories(
         raise ValueError(reason)
     x = np.asarray(x)
     count = n_frames(trajectories)
-    fig, axes = plt.subplots(
-        1, len(trajectories), figsize=(4.6 * len(trajectories), 4.8), squeeze=False
-    )
+    fig = Figure(figsize=(4.6 * len(trajectories), 4.8))
+    axes = fig.subplots(1, len(trajectories), squeeze=False)
     panels = [_Panel(ax, t, x) for ax, t in zip(axes.flat, trajectories, strict=True)]
     heading = fig.suptitle("")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
@@ -191,5 +187,4 @@ def animate_trajectories(
     else:
         writer = animation.FFMpegWriter(fps=fps)
     movie.save(path, writer=writer, dpi=dpi)
-    plt.close(fig)
     return path

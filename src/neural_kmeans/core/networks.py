@@ -13,7 +13,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-NETWORK_NAMES = ("auto", "cnn", "mlp", "linear", "nearest-centroid")
+from neural_kmeans.core.validation import NETWORK_NAMES
+
+#: Built-in networks that read flat rows even when the samples are images.
+ROW_NETWORKS = ("mlp", "linear", "nearest-centroid")
 #: The network of ``features="learned"`` (:class:`LearnedNetwork`), not one of ``network``'s.
 LEARNED_NETWORK = "learned"
 MLP_HIDDEN_UNITS = 128
@@ -118,9 +121,10 @@ class LearnedNetwork(nn.Module):
 
     ``(c, h, w)`` images: two 5x5 convolutions (16 and 32 channels) with batch
     normalisation, ReLU and 2x2 max pooling, dropout 0.3, a linear layer to K.
-    ``(d,)`` rows: a fixed standardisation, ``d → 512`` with batch normalisation and
-    ReLU, dropout 0.3, ``512 → K``. Inputs of shape (b, d) or (b, *input_shape) are
-    both accepted (reshaped to ``input_shape``).
+    ``(d,)`` rows: ``d → 512`` with batch normalisation and ReLU, dropout 0.3,
+    ``512 → K`` (behind a :class:`Standardize` layer, see :func:`make_network`).
+    Inputs of shape (b, d) or (b, *input_shape) are both accepted (reshaped to
+    ``input_shape``).
 
     Parameters
     ----------
@@ -147,7 +151,6 @@ class LearnedNetwork(nn.Module):
         else:
             n_features = math.prod(self.input_shape)
             self.body = nn.Sequential(
-                Standardize(torch.zeros(n_features), 1.0),
                 nn.Linear(n_features, 512),
                 nn.BatchNorm1d(512),
                 nn.ReLU(),
@@ -202,3 +205,24 @@ def build_network(
             "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
         ) from None
     return factory(tuple(input_shape), n_clusters)
+
+
+def needs_standardizing(network: str | NetworkFactory, input_shape: tuple[int, ...]) -> bool:
+    """Whether ``network`` sees its inputs through a fixed :class:`Standardize` layer: the
+    MLP and linear networks, and the learned network on rows, learn far better from
+    centred features of unit scale."""
+    return network in ("mlp", "linear") or (network == LEARNED_NETWORK and len(input_shape) == 1)
+
+
+def make_network(
+    network: str | NetworkFactory,
+    input_shape: tuple[int, ...],
+    n_clusters: int,
+    standardize: tuple[torch.Tensor, float] | None = None,
+) -> nn.Module:
+    """:func:`build_network`, behind ``Standardize(mean, scale)`` when ``standardize``
+    is given (the structure that fitting trains and model files rebuild)."""
+    module = build_network(network, input_shape, n_clusters)
+    if standardize is None:
+        return module
+    return nn.Sequential(Standardize(*standardize), module)

@@ -15,17 +15,20 @@ import math
 import numbers
 import os
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import InvalidParameterError as _SklearnInvalidParameterError
 from sklearn.utils.validation import check_array
 
-from neural_kmeans.initialization import INIT_NAMES
-from neural_kmeans.networks import NETWORK_NAMES
-from neural_kmeans.self_labelling import FEATURE_NAMES, learned_params
-from neural_kmeans.training import OPTIMIZER_NAMES
-
+NETWORK_NAMES = ("auto", "cnn", "mlp", "linear", "nearest-centroid")
+INIT_NAMES = ("random", "k-means++")
+OPTIMIZER_NAMES = ("adam", "sgd")
+#: The choices of ``NeuralKMeans(features=...)``: the samples themselves, or a learned space.
+FEATURE_NAMES = ("pixels", "learned")
 MNIST_FLAT_FEATURES = 28 * 28
 #: The CNN's two 3x3 convolutions and 2x2 poolings need images of at least this size.
 CNN_MIN_SIZE = 8
@@ -42,11 +45,11 @@ _FINITE_KEYWORD = (
 )
 
 
-class InvalidParameterError(ValueError, TypeError):
+class InvalidParameterError(_SklearnInvalidParameterError):
     """A constructor parameter of :class:`~neural_kmeans.NeuralKMeans` is invalid.
 
-    Both a ``ValueError`` and a ``TypeError`` (as scikit-learn's own
-    ``InvalidParameterError``), so either ``except`` clause catches it.
+    scikit-learn's own ``InvalidParameterError``: both a ``ValueError`` and a
+    ``TypeError``, so either ``except`` clause catches it.
     """
 
 
@@ -228,86 +231,70 @@ def check_image_shape(image_shape: Any) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------------- parameters
-def check_params(estimator: Any) -> None:
-    """Check the constructor parameters of a ``NeuralKMeans`` that need no data.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: An example of a good value, for the messages of refused parameters.
+_EXAMPLES = {
+    "n_clusters": 10,
+    "steps_per_iter": 10,
+    "max_iter": 20,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "tol": 0.0,
+    "random_state": 0,
+}
 
-    Parameters
-    ----------
-    estimator : NeuralKMeans
+
+#: ``NeuralKMeans``'s parameters, declared as scikit-learn declares its estimators'.
+PARAMETER_CONSTRAINTS: dict[str, list] = {
+    "n_clusters": [Interval(Integral, 1, None, closed="left")],
+    "network": [StrOptions(set(NETWORK_NAMES)), callable],
+    "init": [StrOptions(set(INIT_NAMES)), "array-like"],
+    "steps_per_iter": [Interval(Integral, 1, None, closed="left")],
+    "optimizer": [StrOptions(set(OPTIMIZER_NAMES))],
+    "learning_rate": [Interval(Real, 0, _FLOAT32_MAX, closed="right"), None],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, 1, closed="both")],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "image_shape": [tuple, list, np.ndarray, None],
+    "device": [str, torch.device],
+    "random_state": ["random_state", np.random.Generator],
+    "verbose": ["verbose"],
+    "record_centroids": ["boolean"],
+    "callbacks": [callable, list, tuple, None],
+    "features": [StrOptions(set(FEATURE_NAMES))],
+    "learned_params": [dict, None],
+    "checkpoint_dir": [str, os.PathLike, None],
+}
+
+
+def check_parameters(params: dict[str, Any], caller: str = "NeuralKMeans") -> None:
+    """``NeuralKMeans``'s parameters against :data:`PARAMETER_CONSTRAINTS` (scikit-learn's
+    validation), then the checks that need more than a type.
 
     Raises
     ------
     InvalidParameterError
-        A ``ValueError`` and ``TypeError`` whose message names the parameter, what
-        was given and what is accepted.
+        scikit-learn's message, with a likely fix added.
     """
-    k = estimator.n_clusters
-    if not _is_int(k):
-        raise InvalidParameterError(
-            f"n_clusters must be a positive integer (the number of clusters), got {k!r} "
-            f"of type {type(k).__name__}; for example n_clusters=10"
-        )
-    if k < 1:
-        raise InvalidParameterError(f"n_clusters must be at least 1, got {k}; ask for 1 or more")
-    for name in ("steps_per_iter", "max_iter", "batch_size"):
-        value = getattr(estimator, name)
-        if name == "batch_size" and value is None:  # chosen for the network
-            continue
-        if not _is_int(value) or value < 1:
+    try:
+        validate_parameter_constraints(PARAMETER_CONSTRAINTS, params, caller)
+    except (ValueError, TypeError) as problem:
+        raise InvalidParameterError(_with_hint(str(problem), params)) from None
+    for name in ("n_clusters", "steps_per_iter", "max_iter", "batch_size"):
+        if isinstance(params[name], bool | np.bool_):
             raise InvalidParameterError(
-                f"{name} must be a positive integer, got {value!r}; for example "
-                f"{name}={_DEFAULTS[name]}"
+                f"{name} must be an integer, not a bool; for example {name}={_EXAMPLES[name]}"
             )
-    rate = estimator.learning_rate
-    if rate is not None and not (_is_real(rate) and math.isfinite(rate) and rate > 0):
+    if not isinstance(params["init"], str):
+        check_init_array(params["init"], params["n_clusters"])
+    if params["image_shape"] is not None:
+        check_image_shape(params["image_shape"])
+    check_device(params["device"])
+    callbacks = params["callbacks"]
+    if isinstance(callbacks, list | tuple) and not all(map(callable, callbacks)):
         raise InvalidParameterError(
-            f"learning_rate must be None (the network's default) or a finite positive "
-            f"number, got {rate!r}; for example learning_rate=1e-3"
-        )
-    tol = estimator.tol
-    if not (_is_real(tol) and 0 <= tol <= 1):
-        raise InvalidParameterError(
-            f"tol must be a fraction in [0, 1] (of samples whose cluster may still change "
-            f"at convergence), got {tol!r}; for example tol=0.0"
-        )
-    _check_choice("network", estimator.network, NETWORK_NAMES, callable_ok=True)
-    init = estimator.init
-    if isinstance(init, str):
-        _check_choice("init", init, INIT_NAMES, array_ok=True)
-    else:
-        check_init_array(init, k)
-    _check_choice("optimizer", estimator.optimizer, OPTIMIZER_NAMES)
-    check_device(estimator.device)
-    check_random_state(estimator.random_state)
-    if estimator.image_shape is not None:
-        check_image_shape(estimator.image_shape)
-    if not (_is_int(estimator.verbose) or isinstance(estimator.verbose, bool | np.bool_)) or (
-        estimator.verbose < 0
-    ):
-        raise InvalidParameterError(
-            f"verbose must be a non-negative integer, got {estimator.verbose!r}"
-        )
-    if not isinstance(estimator.record_centroids, bool | np.bool_):
-        raise InvalidParameterError(
-            f"record_centroids must be True or False, got {estimator.record_centroids!r}"
-        )
-    check_callbacks(estimator.callbacks)
-    features = getattr(estimator, "features", "pixels")
-    _check_choice("features", features, FEATURE_NAMES)
-    if features == "learned":
-        try:
-            learned_params(estimator.learned_params)
-        except (TypeError, ValueError) as problem:
-            raise InvalidParameterError(str(problem)) from None
-        if getattr(estimator, "checkpoint_dir", None) is not None:
-            raise InvalidParameterError(
-                'checkpoint_dir is for features="pixels": the learned mode does not '
-                "checkpoint its stages; leave checkpoint_dir=None"
-            )
-    directory = getattr(estimator, "checkpoint_dir", None)
-    if directory is not None and not isinstance(directory, str | os.PathLike):
-        raise InvalidParameterError(
-            f"checkpoint_dir must be None or a folder path (str or pathlib.Path), got {directory!r}"
+            "callbacks must all be callables callback(state) -> stop?, got "
+            f"{next(c for c in callbacks if not callable(c))!r} in the list"
         )
 
 
@@ -321,12 +308,12 @@ def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) 
         given = np.asarray(init, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidParameterError(
-            f"init must be one of {', '.join(map(repr, INIT_NAMES))} or an array of "
+            "init must be 'random', 'k-means++' or an array of "
             f"{n_clusters} centroids, got {_short(init)}"
         ) from None
     if given.ndim == 0:
         raise InvalidParameterError(
-            f"init must be one of {', '.join(map(repr, INIT_NAMES))} or an array of "
+            "init must be 'random', 'k-means++' or an array of "
             f"{n_clusters} centroids, got {_short(init)}"
         )
     if given.ndim < 2 or given.shape[0] != n_clusters or 0 in given.shape:
@@ -384,34 +371,24 @@ def check_device(device: Any) -> torch.device | None:
     return resolved
 
 
-def check_random_state(state: Any) -> None:
-    """None, a seed in [0, 2**64) or a numpy Generator or RandomState."""
-    if state is None or isinstance(state, np.random.Generator | np.random.RandomState):
-        return
-    if _is_int(state) and 0 <= state < 2**64:
-        return
-    raise InvalidParameterError(
-        f"random_state must be None, a non-negative integer seed (below 2**64), a numpy "
-        f"Generator or a RandomState, got {state!r}; for example random_state=0"
-    )
-
-
-def check_callbacks(callbacks: Any) -> None:
-    """None, a callable, or a list or tuple of callables."""
-    if callbacks is None or callable(callbacks):
-        return
-    if isinstance(callbacks, list | tuple):
-        bad = [c for c in callbacks if not callable(c)]
-        if not bad:
-            return
-        raise InvalidParameterError(
-            f"callbacks must all be callables callback(iteration, record, model) -> stop?, "
-            f"got {_short(bad[0])} in the list"
-        )
-    raise InvalidParameterError(
-        f"callbacks must be None, a callable callback(iteration, record, model) -> stop? "
-        f"or a list of them, got {_short(callbacks)}"
-    )
+def _with_hint(message: str, params: dict[str, Any]) -> str:
+    """scikit-learn's message about a refused parameter, with a likely fix added."""
+    for name, value in params.items():
+        if f"'{name}' parameter" not in message:
+            continue
+        choices = {
+            "network": NETWORK_NAMES,
+            "init": INIT_NAMES,
+            "optimizer": OPTIMIZER_NAMES,
+            "features": FEATURE_NAMES,
+        }.get(name)
+        if choices and isinstance(value, str):
+            close = difflib.get_close_matches(value.lower(), list(choices), n=1)
+            if close:
+                return f"{message} Did you mean {name}={close[0]!r}?"
+        if name in _EXAMPLES:
+            return f"{message} For example {name}={_EXAMPLES[name]!r}."
+    return message
 
 
 def check_data_for_params(
@@ -527,42 +504,10 @@ def check_network_outputs(
 
 
 # ---------------------------------------------------------------------------- helpers
-_DEFAULTS = {"steps_per_iter": 10, "max_iter": 20, "batch_size": 256}
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_choice(
-    name: str,
-    value: Any,
-    choices: Sequence[str],
-    *,
-    callable_ok: bool = False,
-    array_ok: bool = False,
-) -> None:
-    if callable_ok and callable(value):
-        return
-    if isinstance(value, str) and value in choices:
-        return
-    options = ", ".join(repr(c) for c in choices)
-    if callable_ok:
-        options += " or a callable (input_shape, n_clusters) -> torch.nn.Module"
-    if array_ok:
-        options += " or an array of n_clusters centroids"
-    hint = ""
-    if isinstance(value, str):
-        close = difflib.get_close_matches(value.lower(), list(choices), n=1)
-        if close:
-            hint = f" (did you mean {close[0]!r}?)"
-    raise InvalidParameterError(f"unknown {name} {_short(value)}{hint}; use one of {options}")

@@ -1,9 +1,10 @@
 """Static figures: centroid grids and their GIF, contingency tables, histories, sweeps,
 and the sets of figures the `run` and `reproduce` commands write.
 
-matplotlib is imported here with the non-interactive ``Agg`` backend; the rest of
-the package never imports this module at import time, so it works without
-matplotlib (``pip install neural-kmeans[plot]`` brings it).
+Figures are drawn on :class:`matplotlib.figure.Figure` objects and written with
+``savefig``: no pyplot, no global backend chosen or changed, so importing this module
+leaves the user's matplotlib as it was. The rest of the package imports it only
+when it draws, so it works without matplotlib (``pip install neural-kmeans[plot]``).
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics.cluster import contingency_matrix
 
-from neural_kmeans.experiments import KMEANS, NEURAL, DataSplit, MethodRun
-from neural_kmeans.metrics import METRIC_NAMES
+from neural_kmeans.app.data import DataSplit
+from neural_kmeans.app.experiments import KMEANS, NEURAL, MethodRun
+from neural_kmeans.core.metrics import METRIC_NAMES
 
 __all__ = [
     "centroid_figures",
@@ -60,10 +59,10 @@ def grid_shape(n_clusters: int) -> tuple[int, int]:
 def cluster_colors(n_clusters: int) -> np.ndarray:
     """K distinct RGBA colours (tab10, tab20, then evenly spaced hues)."""
     if n_clusters <= 10:
-        return plt.get_cmap("tab10")(np.arange(n_clusters))
+        return colormaps["tab10"](np.arange(n_clusters))
     if n_clusters <= 20:
-        return plt.get_cmap("tab20")(np.arange(n_clusters))
-    return plt.get_cmap("hsv")(np.linspace(0, 1, n_clusters, endpoint=False))
+        return colormaps["tab20"](np.arange(n_clusters))
+    return colormaps["hsv"](np.linspace(0, 1, n_clusters, endpoint=False))
 
 
 def _as_images(
@@ -132,7 +131,7 @@ def save_centroid_grids(
     row_h = panel_h + title_h + gap
     width = ncols * panel_w + (ncols + 1) * gap
     height = header + nrows * row_h + gap
-    fig = plt.figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
     pictures = []
     for k in range(n_clusters):
         row, col = divmod(k, ncols)
@@ -162,7 +161,6 @@ def save_centroid_grids(
         path = out_dir / f"{prefix}{number:03d}.png"
         fig.savefig(path, dpi=DPI)
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
@@ -204,7 +202,6 @@ def _save(fig: Any, path: str | Path, title: str = "") -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return path
 
 
@@ -244,7 +241,8 @@ def plot_confusion(
     widest = max(np.unique(p).size for p in predictions.values())
     width = max(3.2, 0.42 * widest + 1.6)
     height = max(3.0, 0.36 * classes.size + 1.4)
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    fig = Figure(figsize=(width * n, height))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, (name, y_pred) in zip(axes.flat, predictions.items(), strict=True):
         table, clusters = _ordered_table(y_true, np.asarray(y_pred))
         ax.imshow(table, cmap="Blues", aspect="auto", interpolation="nearest")
@@ -288,7 +286,8 @@ def plot_history(
         Final inertias of other methods (K-means), drawn as dashed lines.
     title : str
     """
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    fig = Figure(figsize=(11, 3.3))
+    axes = fig.subplots(1, 3)
     panels = (
         ("loss", "training loss (cross-entropy)", 1.0),
         ("changed", "fraction of samples that changed", 1.0),
@@ -324,7 +323,7 @@ def plot_sweep(
     Parameters
     ----------
     sweep : mapping
-        :func:`neural_kmeans.experiments.sweep_clusters`'s document.
+        :func:`neural_kmeans.app.experiments.sweep_clusters`'s document.
     metric : str
         One of acc, nmi, ari, rand, purity.
     path : path-like
@@ -332,7 +331,8 @@ def plot_sweep(
         Display names of the methods.
     """
     split = sweep["score_split"]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig = Figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
     for method, points in sweep["methods"].items():
         ks = [point["n_clusters"] for point in points]
         stats = [point["summary"][split][metric] for point in points]
@@ -367,7 +367,8 @@ def plot_clusters_2d(
     """
     x = np.asarray(x)
     n = len(predictions)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    fig = Figure(figsize=(4.2 * n, 4.0))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, (name, (labels, centers)) in zip(axes.flat, predictions.items(), strict=True):
         colors = cluster_colors(len(centers))
         ax.scatter(x[:, 0], x[:, 1], c=colors[np.asarray(labels)], s=6, linewidths=0)
@@ -499,7 +500,7 @@ def reproduce_figures(
     -------
     dict of str to str
         Paths relative to ``out``, under the keys
-        :func:`neural_kmeans.report.reproduce_report` reads.
+        :func:`neural_kmeans.app.report.reproduce_report` reads.
     """
     figures: dict[str, str] = {}
     ten, one = first["cnn-10-steps"], first["cnn-1-step"]

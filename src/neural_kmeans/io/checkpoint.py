@@ -1,10 +1,11 @@
 """Checkpoints of the loop, and resuming from them with the same result.
 
-With ``NeuralKMeans(checkpoint_dir=DIR)``, every iteration ends by writing the loop's
-whole state to ``DIR/checkpoint.safetensors``: the centroids, the labels, the
-network's weights, the optimiser's state, the numpy and torch random states, the
-iteration, the history and the fitted-so-far attributes, with a fingerprint of the
-data and the parameters. The file is the container of :mod:`neural_kmeans.serialization`
+With ``NeuralKMeans(checkpoint_dir=DIR)``, step 1 and then every iteration end by
+writing the loop's whole state (:class:`~neural_kmeans.core.loop.LoopState`) to
+``DIR/checkpoint.safetensors``: the centroids, the labels, the network's weights, the
+optimiser's state, the parts' extras (the learned embedding and neighbour graph), the
+numpy and torch random states, the iteration and the history, with a fingerprint of
+the data and the parameters. The file is the container of :mod:`neural_kmeans.io.container`
 (safetensors + a JSON header + a SHA-256 digest; no pickle) and is written atomically:
 a temporary file, flushed to disk, renamed over the previous checkpoint. A crash at
 any moment leaves the previous iteration's checkpoint or the new one, whole.
@@ -30,34 +31,33 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from neural_kmeans import distributed
-from neural_kmeans.serialization import (
+from neural_kmeans.core import distributed
+from neural_kmeans.core.loop import LoopState
+from neural_kmeans.io.container import (
     history_from_json,
-    network_to_json,
+    history_to_json,
     params_from_json,
     params_to_json,
+    plain,
     read_container,
-    store_history,
     write_container,
 )
 
-if TYPE_CHECKING:
-    from neural_kmeans.estimator import NeuralKMeans
-
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "neural-kmeans-checkpoint"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2
 #: Parameters that may differ on resume: they change neither the state nor the path.
 RESUME_FREE_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "max_iter")
 #: Samples read to fingerprint the data (evenly spaced, first and last included).
 FINGERPRINT_ROWS = 257
+#: The state's tensors, by their name in the file.
+_STATE_TENSORS = ("centroids", "means", "initial_means", "labels")
 
 
 class CheckpointError(ValueError):
@@ -89,35 +89,10 @@ class FitInterrupted(KeyboardInterrupt):
         return str(self.args[0])
 
 
-@dataclass
-class ResumeState:
-    """The content of a checkpoint, read and checked against the fit that resumes it."""
-
-    header: dict
-    tensors: dict[str, torch.Tensor]
-
-    @property
-    def iteration(self) -> int:
-        return int(self.header["iteration"])
-
-    @property
-    def done(self) -> bool:
-        return bool(self.header["done"])
-
-    @property
-    def initial_centers(self) -> np.ndarray:
-        return self.tensors["initial_centers_"].numpy()
-
-
 # ----------------------------------------------------------------------- public API
 def checkpoint_path(directory: str | os.PathLike) -> Path:
     """The checkpoint file inside ``directory``."""
     return Path(directory) / CHECKPOINT_FILE
-
-
-def has_checkpoint(directory: str | os.PathLike) -> bool:
-    """Whether ``directory`` holds a checkpoint file."""
-    return checkpoint_path(directory).is_file()
 
 
 def read_checkpoint(directory: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -138,33 +113,18 @@ def read_checkpoint(directory: str | os.PathLike) -> tuple[dict, dict[str, torch
 
 
 def checkpoint_info(directory: str | os.PathLike) -> dict:
-    """What a checkpoint holds, for display: iteration, done, parameters, data shape.
-
-    Returns
-    -------
-    dict
-        ``iteration``, ``done``, ``converged``, ``params`` (JSON form, see
-        :func:`~neural_kmeans.serialization.params_to_json`), ``data`` (``shape``,
-        ``dtype``, ``sha256_sampled``), ``package_version``, ``written``.
-    """
+    """What a checkpoint holds, for display: ``iteration``, ``done``, ``converged``,
+    ``params`` (JSON form), ``data`` (``shape``, ``dtype``, ``sha256_sampled``),
+    ``package_version``, ``written``."""
     header, _ = read_checkpoint(directory)
     keys = ("iteration", "done", "converged", "params", "data", "package_version", "written")
     return {key: header.get(key) for key in keys}
 
 
-def estimator_from_checkpoint(
-    directory: str | os.PathLike, *, network: Any = None, cls: type | None = None
-) -> NeuralKMeans:
-    """A new, unfitted estimator with the parameters of the checkpoint in ``directory``.
-
-    ``estimator_from_checkpoint(DIR).fit(X, resume=True)`` continues the interrupted
-    fit without restating its parameters (callbacks, which are code, are not saved;
-    a custom network factory must be given again as ``network``).
-    """
-    if cls is None:
-        from neural_kmeans.estimator import NeuralKMeans
-
-        cls = NeuralKMeans
+def checkpoint_params(directory: str | os.PathLike, network: Any = None) -> dict[str, Any]:
+    """The constructor parameters of the checkpointed fit (``checkpoint_dir`` set to
+    ``directory``); ``network`` stands for a custom network factory, which is code and
+    was not saved."""
     header, tensors = read_checkpoint(directory)
     if isinstance(header["params"].get("network"), dict) and not callable(network):
         raise CheckpointError(
@@ -173,7 +133,7 @@ def estimator_from_checkpoint(
         )
     params = params_from_json(header["params"], tensors, network)
     params["checkpoint_dir"] = os.fspath(directory)
-    return cls(**params)
+    return params
 
 
 def remove_checkpoint(directory: str | os.PathLike) -> bool:
@@ -203,15 +163,18 @@ class FitCheckpoints:
 
     Parameters
     ----------
-    estimator : NeuralKMeans
-        Its parameters are already validated and ``n_features_in_``,
-        ``image_shape_``, the resolved network, the dtype and the device set.
+    directory : str or os.PathLike
+    params : dict
+        The estimator's ``get_params()``.
     data : numpy.ndarray
         The validated samples (fingerprinted: a few rows are read).
+    shape : dict
+        What the state's shapes follow from (features, image shape, network, dtype,
+        device): a checkpoint of another shape is refused.
     resume : bool
-        Continue from the checkpoint in ``estimator.checkpoint_dir`` (which must
-        exist and match the data and parameters), else start afresh (and then the
-        folder must not hold a checkpoint, which would be lost).
+        Continue from the checkpoint in ``directory`` (which must exist and match the
+        data and parameters), else start afresh (and then the folder must not hold a
+        checkpoint, which would be lost).
 
     Raises
     ------
@@ -221,70 +184,70 @@ class FitCheckpoints:
         over an existing checkpoint.
     """
 
-    def __init__(self, estimator: NeuralKMeans, data: np.ndarray, resume: bool) -> None:
-        self.directory = Path(estimator.checkpoint_dir)
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        params: dict[str, Any],
+        data: np.ndarray,
+        shape: dict[str, Any],
+        resume: bool,
+    ) -> None:
+        self.directory = Path(directory)
         self.path = self.directory / CHECKPOINT_FILE
         self.data = data_fingerprint(data)
-        self.params, self.param_tensors = params_to_json(estimator.get_params(deep=False))
-        self.fitted = _fitted_record(estimator)
+        self.params, self.param_tensors = params_to_json(params)
+        self.fitted = plain(shape)
         self.writer = distributed.rank_and_size()[0] == 0
         self.signal_number: int | None = None
-        self.resumed: ResumeState | None = None
+        self.resumed: tuple[dict, dict[str, torch.Tensor]] | None = None
         if resume:
             header, tensors = read_checkpoint(self.directory)
             self._check_matches(header, tensors)
-            self.resumed = ResumeState(header, tensors)
+            self.resumed = header, tensors
         elif self.path.exists():
             raise CheckpointError(
                 f"{self.directory} already holds a checkpoint ({self._describe()}); pass "
                 "resume=True to continue it, or delete it "
-                "(neural_kmeans.checkpoint.remove_checkpoint) or choose another "
+                "(neural_kmeans.io.checkpoint.remove_checkpoint) or choose another "
                 "checkpoint_dir to start afresh"
             )
         if self.writer:
             self._check_writable()
 
-    # ------------------------------------------------------------------ writing
-    def save(
-        self,
-        estimator: NeuralKMeans,
-        iteration: int,
-        centroids: torch.Tensor,
-        labels: torch.Tensor,
-        network: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        rng: np.random.Generator,
-        done: bool,
-    ) -> None:
-        """Write the state at the end of ``iteration`` (atomically; rank 0 only)."""
+    def save(self, state: LoopState, rng: np.random.Generator, done: bool) -> None:
+        """Write ``state`` (atomically; rank 0 only)."""
         if not self.writer:
             return
         tensors = dict(self.param_tensors)
-        tensors["centroids"] = centroids
-        tensors["labels"] = labels
-        tensors["initial_centers_"] = torch.as_tensor(np.asarray(estimator.initial_centers_))
+        for name in _STATE_TENSORS:
+            value = getattr(state, name)
+            if value is not None:
+                tensors[name] = value
+        for name, value in state.extras.items():
+            tensors[f"extras.{name}"] = value
         tensors["rng.torch"] = torch.get_rng_state()
-        device = estimator.device_
-        if device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-        for key, value in network.state_dict().items():
+        if state.centroids.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(state.centroids.device)
+        for key, value in state.network.state_dict().items():
             tensors[f"network.{key}"] = value
         optimizer_json: dict[str, dict[str, Any]] = {}
-        for index, state in optimizer.state_dict()["state"].items():
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"optimizer.{index}.{key}"] = value
-                else:
-                    optimizer_json.setdefault(str(index), {})[key] = value
-        history = store_history(estimator.history_, tensors)
+        if state.optimizer is not None:
+            for index, values in state.optimizer.state_dict()["state"].items():
+                for key, value in values.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optimizer.{index}.{key}"] = value
+                    else:
+                        optimizer_json.setdefault(str(index), {})[key] = value
         header = {
-            "iteration": iteration,
+            "iteration": state.iteration,
             "done": bool(done),
-            "converged": bool(estimator.converged_),
+            "converged": bool(state.converged),
+            "scale": state.scale,
             "params": self.params,
             "data": self.data,
             "fitted": self.fitted,
-            "history": history,
+            "history": history_to_json(state.history, tensors),
+            "info": plain(state.info),
             "numpy_rng": rng.bit_generator.state,
             "optimizer_state": optimizer_json,
         }
@@ -294,39 +257,29 @@ class FitCheckpoints:
             )
         except OSError as problem:
             raise CheckpointError(
-                f"cannot write the checkpoint of iteration {iteration} to {self.path}: {problem}"
+                f"cannot write the checkpoint of iteration {state.iteration} to "
+                f"{self.path}: {problem}"
             ) from problem
 
-    # ---------------------------------------------------------------- resuming
     def restore(
         self,
-        estimator: NeuralKMeans,
         network: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         rng: np.random.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Put the checkpoint's state into the fit: network, optimiser, random states.
-
-        Call it after building the network and the optimiser (which draw from the
-        torch generator) and before the first iteration.
-
-        Returns
-        -------
-        centroids : torch.Tensor (K, d) float64 on the fit's device
-        labels : torch.Tensor (n,) int64 — the last iteration's assignment
-        first : int
-            The next iteration to run (past ``max_iter`` when the fit was done).
-        """
-        state = self.resumed
-        if state is None:
+        device: torch.device,
+    ) -> tuple[LoopState, bool]:
+        """The checkpoint's state, with ``network``, ``optimizer`` and the random states
+        set from it. Call it after building the network and the optimiser (which draw
+        from the torch generator). Returns the state and whether the fit was done."""
+        if self.resumed is None:
             raise CheckpointError("restore() called without a checkpoint to resume")
-        header, tensors = state.header, state.tensors
-        device = estimator.device_
+        header, tensors = self.resumed
         prefix = "network."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             network.load_state_dict(weights, strict=True)
-            _load_optimizer_state(optimizer, tensors, header["optimizer_state"])
+            if optimizer is not None:
+                _load_optimizer_state(optimizer, tensors, header["optimizer_state"])
         except (RuntimeError, ValueError, KeyError) as problem:
             raise CheckpointError(
                 f"the checkpoint in {self.directory} does not fit this fit's network or "
@@ -336,14 +289,26 @@ class FitCheckpoints:
         if device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         rng.bit_generator.state = header["numpy_rng"]
-        estimator.history_ = history_from_json(header["history"], tensors.get("history.centroids"))
-        estimator.converged_ = bool(header["converged"])
-        centroids = tensors["centroids"].to(device=device, dtype=torch.float64)
-        labels = tensors["labels"].to(torch.int64)
-        first = estimator.max_iter + 1 if state.done else state.iteration + 1
-        return centroids, labels, first
+        floats = {
+            name: tensors[name].to(device=device, dtype=torch.float64)
+            for name in _STATE_TENSORS[:3]
+        }
+        state = LoopState(
+            network=network,
+            labels=tensors["labels"].to(torch.int64) if "labels" in tensors else None,
+            scale=float(header["scale"]),
+            optimizer=optimizer,
+            iteration=int(header["iteration"]),
+            history=history_from_json(header["history"], tensors),
+            converged=bool(header["converged"]),
+            extras={
+                k.removeprefix("extras."): v for k, v in tensors.items() if k.startswith("extras.")
+            },
+            info=header["info"],
+            **floats,
+        )
+        return state, bool(header["done"])
 
-    # ------------------------------------------------------------ interruptions
     @contextlib.contextmanager
     def interrupt_handlers(self) -> Iterator[None]:
         """Turn SIGINT and SIGTERM into a request to stop after the current iteration.
@@ -397,7 +362,7 @@ class FitCheckpoints:
             f"fit interrupted by {name} after iteration {iteration}; its state is saved in "
             f"{self.directory}. To resume, fit again with the same data and parameters: "
             f"NeuralKMeans(..., checkpoint_dir={os.fspath(self.directory)!r}).fit(X, "
-            "resume=True), or neural_kmeans.checkpoint.estimator_from_checkpoint"
+            "resume=True), or NeuralKMeans.from_checkpoint"
             f"({os.fspath(self.directory)!r}).fit(X, resume=True)",
             checkpoint_dir=self.directory,
             iteration=iteration,
@@ -472,19 +437,8 @@ def interrupt_handlers(checkpoints: FitCheckpoints | None) -> Iterator[None]:
             yield
 
 
-def _fitted_record(estimator: NeuralKMeans) -> dict:
-    image_shape = estimator.image_shape_
-    return {
-        "n_features_in_": int(estimator.n_features_in_),
-        "image_shape_": None if image_shape is None else list(image_shape),
-        "network": network_to_json(estimator._network_name),
-        "dtype": str(estimator._dtype).removeprefix("torch."),
-        "device": estimator.device_.type,
-    }
-
-
 def _load_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain_state: dict
 ) -> None:
     """Load the optimiser's per-parameter state (its hyper-parameters stay this fit's)."""
     state: dict[int, dict[str, Any]] = {}
@@ -492,21 +446,11 @@ def _load_optimizer_state(
         if name.startswith("optimizer."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = tensor
-    for index, values in plain.items():
+    for index, values in plain_state.items():
         state.setdefault(int(index), {}).update(values)
     full = optimizer.state_dict()
     full["state"] = state
     optimizer.load_state_dict(full)
-    # Keep each moment in its parameter's memory layout, as a fresh run makes them.
-    for group in optimizer.param_groups:
-        for parameter in group["params"]:
-            for key, value in optimizer.state.get(parameter, {}).items():
-                if (
-                    key != "step"
-                    and isinstance(value, torch.Tensor)
-                    and (value.shape == parameter.shape)
-                ):
-                    optimizer.state[parameter][key] = torch.empty_like(parameter).copy_(value)
 
 
 def _show(value: Any) -> str:

@@ -47,7 +47,15 @@ class SampleBatches:
 
     def flat_batch(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` as a (b, d) float tensor on the device, scaled."""
-        rows = self.flat[start:stop]
+        return self._to_tensor(self.flat[start:stop])
+
+    def rows(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The rows at ``indices`` (any order) as a (b, d) float tensor on the device,
+        scaled: random mini-batches, read from a memory-mapped array as they are drawn."""
+        index = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
+        return self._to_tensor(self.flat[index])
+
+    def _to_tensor(self, rows: np.ndarray) -> torch.Tensor:
         if not (rows.flags.c_contiguous and rows.flags.writeable):
             rows = np.array(rows)  # one batch: read-only or strided data is copied here
         chunk = torch.from_numpy(rows)

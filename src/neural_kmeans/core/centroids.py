@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 
-from neural_kmeans.batches import SampleBatches
+from neural_kmeans.core.assignment import Assignment
+from neural_kmeans.core.samples import SampleBatches
+
+if TYPE_CHECKING:
+    from neural_kmeans.core.loop import LoopState
 
 
 def centroid_means(
@@ -66,3 +73,35 @@ def repair_empty_clusters(
             counts[donor] -= 1
             centroids[donor] = (sums[donor] / counts[donor]).to(centroids.dtype)
     return empty
+
+
+def inertia_from_sums(assignment: Assignment, means: torch.Tensor) -> float:
+    """Sum of ``||x - mean_label||²`` from one pass's sums, when ``means`` are the
+    clusters' own means: ``sum ||x||² - sum_k ||S_k||² / n_k``."""
+    counts = assignment.counts.clamp(min=1).double()
+    between = ((assignment.sums**2).sum(dim=1) / counts).sum()
+    return max(float(assignment.squared_norm - between), 0.0)
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """Step 4 of ``features="pixels"``: the centroids live in the samples' own space and
+    move to their members' means; an empty cluster takes a far sample (scikit-learn's
+    repair)."""
+
+    def __call__(
+        self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
+        sums, counts = assignment.sums, assignment.counts
+        centroids = centroid_means(sums, counts, state.centroids)
+        repaired = repair_empty_clusters(
+            samples, assignment.labels, sums, counts, centroids, batch_size
+        )
+        if repaired:
+            distances = squared_distances_to_assigned(
+                samples, assignment.labels, centroids, batch_size
+            )
+            inertia = float(distances.sum())
+        else:
+            inertia = inertia_from_sums(assignment, centroids)
+        return centroids, centroids, inertia, repaired

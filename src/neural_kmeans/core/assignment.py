@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neural_kmeans.batches import SampleBatches
-from neural_kmeans.networks import Standardize
+from neural_kmeans.core.networks import Standardize
+from neural_kmeans.core.samples import SampleBatches
 
 
 @dataclass
@@ -131,4 +131,20 @@ def assign_and_accumulate(
             if with_squared_norm:
                 squared_norm += torch.linalg.vector_norm(rows).double() ** 2
             labels[offset - start : offset - start + rows.shape[0]] = batch_labels.cpu()
+    return Assignment(labels, sums, counts, float(squared_norm))
+
+
+def accumulate_labels(
+    samples: SampleBatches, labels: torch.Tensor, n_clusters: int, batch_size: int
+) -> Assignment:
+    """Per-cluster sums, counts and the squared norm of the samples for given ``labels``
+    (n,) int64: what :func:`assign_and_accumulate` gives, without a network."""
+    device = samples.device
+    sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
+    squared_norm = torch.zeros((), dtype=torch.float64, device=device)
+    for offset, rows in samples(batch_size):
+        batch_labels = labels[offset : offset + rows.shape[0]].to(device)
+        sums.index_add_(0, batch_labels, rows.double())
+        squared_norm += torch.linalg.vector_norm(rows).double() ** 2
+    counts = torch.bincount(labels, minlength=n_clusters).to(device)
     return Assignment(labels, sums, counts, float(squared_norm))

@@ -1,0 +1,1 @@
+"""The application: the command line, experiment protocols, figures and reports."""

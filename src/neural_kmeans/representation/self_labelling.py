@@ -1,0 +1,376 @@
+"""``features="learned"``: the parts that run the neural K-means loop in a learned space.
+
+The loop (:func:`neural_kmeans.core.loop.run_loop`) is the same as for the pixels;
+this mode passes its own three parts:
+
+1. :class:`LearnedStart`, the first clusters: an autoencoder's codes
+   (:mod:`~neural_kmeans.representation.autoencoder`), their exact k-nearest-neighbour
+   graph (:mod:`~neural_kmeans.representation.neighbours`), UMAP's layout of it
+   (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
+   layout: its clusters are the first labels, their means the first centroids;
+2. :class:`ConfidentTeacher`, the training: the network learns each cluster's most
+   confident members (class k for the members of cluster k) in place of the lone
+   centroid: self-labelling, as DeepCluster and SCAN do. Confidence is the share of
+   a sample's nearest neighbours in its cluster, ties broken by the distance to the
+   centroid in the layout; mini-batches are class-balanced and images are seen
+   through small random rotations and shifts
+   (:mod:`~neural_kmeans.representation.augmentation`);
+3. (the shared step 3: every sample's cluster is the network's predicted class;)
+4. :class:`EmbeddingSpace`, the update: each centroid moves to its members' mean in
+   the layout.
+
+The network reads the samples themselves, so a fitted model clusters new samples
+with the network alone. No label is read anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from neural_kmeans.core.assignment import Assignment, accumulate_labels
+from neural_kmeans.core.centroids import centroid_means, inertia_from_sums
+from neural_kmeans.core.loop import FirstClusters, LoopParts
+from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.representation.augmentation import random_affine
+from neural_kmeans.representation.autoencoder import (
+    AUTOENCODER_CODES,
+    AUTOENCODER_HIDDEN,
+    encode,
+    train_autoencoder,
+)
+from neural_kmeans.representation.layout import umap_embedding
+from neural_kmeans.representation.neighbours import exact_knn
+
+if TYPE_CHECKING:
+    from neural_kmeans.core.loop import LoopState
+
+
+@dataclass(frozen=True)
+class LearnedParams:
+    """The fixed defaults of the learned mode (none is tuned to a data set's labels).
+
+    Attributes
+    ----------
+    autoencoder_hidden, autoencoder_codes : the autoencoder's widths (DEC/N2D's).
+    autoencoder_epochs : passes over the data (at least ``autoencoder_min_steps``
+        mini-batches of ``autoencoder_batch_size``).
+    n_neighbors : neighbours of the k-NN graph (UMAP's and the confidence's).
+    umap_components, umap_epochs : UMAP's output dimension and layout epochs
+        (None: umap-learn's default).
+    mixture_inits : Gaussian mixture restarts; the one of highest likelihood is kept.
+    max_iter, tol : iterations of the loop; stop when at most ``tol`` of the samples
+        changed cluster.
+    steps_per_iter, batch_size, learning_rate : training of the network in each
+        iteration (Adam, one-cycle schedule, class-balanced mini-batches).
+    confident_fraction : the share of each cluster (its most confident members) the
+        network is trained on.
+    max_rotation, max_shift : image augmentation (degrees; fraction of the side).
+    """
+
+    autoencoder_hidden: tuple[int, ...] = AUTOENCODER_HIDDEN
+    autoencoder_codes: int = AUTOENCODER_CODES
+    autoencoder_epochs: float = 20.0
+    autoencoder_min_steps: int = 500
+    autoencoder_batch_size: int = 256
+    autoencoder_learning_rate: float = 1e-3
+    autoencoder_min_samples: int = 5000
+    n_neighbors: int = 20
+    umap_components: int = 10
+    umap_epochs: int | None = None
+    mixture_inits: int = 10
+    max_iter: int = 1
+    tol: float = 0.0
+    steps_per_iter: int = 2000
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    confident_fraction: float = 0.95
+    max_rotation: float = 10.0
+    max_shift: float = 0.07
+    bfloat16: bool | None = None  # None: where the hardware has it (see use_bfloat16)
+
+
+def learned_params(overrides: dict | None = None) -> LearnedParams:
+    """:class:`LearnedParams` with the given fields changed (``NeuralKMeans.learned_params``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a dict, a name that is not a field, or a value that cannot be one.
+    """
+    if overrides is None:
+        return LearnedParams()
+    if not isinstance(overrides, dict):
+        raise TypeError(
+            f"learned_params must be None or a dict of LearnedParams fields, got {overrides!r}"
+        )
+    fields = [f.name for f in dataclasses.fields(LearnedParams)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"learned_params has unknown names {', '.join(map(repr, unknown))}; "
+            f"the names are: {', '.join(fields)}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return LearnedParams(**values)
+
+
+def learned_parts(
+    params: LearnedParams, n_clusters: int, seed: int, bfloat16: bool, verbose: int = 0
+) -> LoopParts:
+    """The loop's parts for ``features="learned"``."""
+    return LoopParts(
+        start=LearnedStart(params, n_clusters, seed, bfloat16, verbose),
+        train=ConfidentTeacher(params, bfloat16),
+        update=EmbeddingSpace(),
+    )
+
+
+@dataclass(frozen=True)
+class LearnedStart:
+    """Step 1: the learned space and the first clusters in it (see the module's notes).
+
+    The extras it leaves for the other parts: ``embedding`` (n, m) float32, the layout;
+    ``neighbours`` (n, k) int64, each sample's nearest neighbours (itself excluded);
+    ``generator``, the state of the torch generator that draws the mini-batches and
+    augmentations. Its info: the ``timings`` of its stages (seconds).
+    """
+
+    params: LearnedParams
+    n_clusters: int
+    seed: int
+    bfloat16: bool
+    verbose: int = 0
+
+    def __call__(self, samples: SampleBatches, rng: np.random.Generator) -> FirstClusters:
+        params, timings = self.params, {}
+        generator = torch.Generator().manual_seed(self.seed)
+        stage = time.perf_counter()
+        codes = self._codes(samples, generator)
+        timings["autoencoder"] = _lap(stage, "autoencoder", self.verbose)
+        stage = time.perf_counter()
+        n_neighbors = min(params.n_neighbors, samples.n_samples - 1)
+        knn_indices, knn_distances = exact_knn(codes, n_neighbors)
+        timings["knn"] = _lap(stage, "k-nearest neighbours", self.verbose)
+        stage = time.perf_counter()
+        embedding = umap_embedding(
+            codes.cpu().numpy(),
+            knn_indices,
+            knn_distances,
+            n_components=params.umap_components,
+            n_epochs=params.umap_epochs,
+            seed=self.seed,
+            verbose=self.verbose,
+        )
+        timings["umap"] = _lap(stage, "UMAP", self.verbose)
+        stage = time.perf_counter()
+        labels, centroids = _mixture(embedding, self.n_clusters, params.mixture_inits, self.seed)
+        timings["mixture"] = _lap(stage, "Gaussian mixture", self.verbose)
+        first = accumulate_labels(samples, labels, self.n_clusters, 8192)
+        means = centroid_means(first.sums, first.counts, torch.zeros_like(first.sums))
+        return FirstClusters(
+            centroids=centroids,
+            means=means,
+            labels=labels,
+            extras={
+                "embedding": torch.from_numpy(embedding),
+                "neighbours": torch.from_numpy(knn_indices[:, 1:].copy()),
+                "generator": generator.get_state(),
+            },
+            info={"timings": timings},
+        )
+
+    def _codes(self, samples: SampleBatches, generator: torch.Generator) -> torch.Tensor:
+        """The autoencoder's codes of the samples (n, codes), or the standardized rows
+        themselves where there are few samples or features."""
+        params = self.params
+        is_image = len(samples.input_shape) == 3
+        mean, spread = samples.mean_and_scale(8192)
+
+        def autoencoder_input(rows: torch.Tensor) -> torch.Tensor:
+            return rows if is_image else (rows - mean) / spread
+
+        big = samples.n_samples >= params.autoencoder_min_samples
+        if samples.n_features <= params.autoencoder_codes or not big:
+            return torch.cat([(rows - mean) / spread for _, rows in samples(8192)])
+        autoencoder, _ = train_autoencoder(
+            lambda indices: autoencoder_input(samples.rows(indices)),
+            samples.n_samples,
+            samples.n_features,
+            samples.device,
+            hidden=params.autoencoder_hidden,
+            n_codes=params.autoencoder_codes,
+            epochs=params.autoencoder_epochs,
+            min_steps=params.autoencoder_min_steps,
+            batch_size=params.autoencoder_batch_size,
+            learning_rate=params.autoencoder_learning_rate,
+            bfloat16=self.bfloat16,
+            generator=generator,
+            verbose=self.verbose - 1 if self.verbose > 1 else 0,
+        )
+        return encode(autoencoder.encoder, (autoencoder_input(r) for _, r in samples(8192)))
+
+
+@dataclass(frozen=True)
+class ConfidentTeacher:
+    """Step 2: ``steps_per_iter`` Adam steps (one-cycle schedule) of cross-entropy on
+    class-balanced mini-batches of each cluster's most confident members."""
+
+    params: LearnedParams
+    bfloat16: bool
+
+    def __call__(self, state: LoopState, samples: SampleBatches) -> dict[str, Any]:
+        labels = state.labels.numpy()
+        members = confident_members(
+            labels,
+            state.extras["neighbours"],
+            state.extras["embedding"].numpy(),
+            state.centroids.cpu().numpy(),
+            state.centroids.shape[0],
+            self.params.confident_fraction,
+        )
+        generator = torch.Generator()
+        generator.set_state(state.extras["generator"])
+        loss = _train(
+            state.network, samples, labels, members, self.params, generator, self.bfloat16
+        )
+        state.extras["generator"] = generator.get_state()
+        return {"loss": loss, "confident": int(sum(len(m) for m in members))}
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """Step 4: the centroids live in the learned layout and move to their members' means
+    there; their means in the samples' space come from step 3's sums."""
+
+    def __call__(
+        self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
+        embedding = state.extras["embedding"].double()
+        n_clusters = state.centroids.shape[0]
+        sums = torch.zeros(n_clusters, embedding.shape[1], dtype=torch.float64)
+        sums.index_add_(0, assignment.labels, embedding)
+        counts = torch.bincount(assignment.labels, minlength=n_clusters)
+        centroids = centroid_means(sums, counts, state.centroids.cpu())
+        means = centroid_means(assignment.sums, assignment.counts, state.means)
+        return centroids, means, inertia_from_sums(assignment, means), []
+
+
+def confident_members(
+    labels: np.ndarray,
+    neighbours: torch.Tensor,
+    embedding: np.ndarray,
+    centroids: np.ndarray,
+    n_clusters: int,
+    fraction: float,
+) -> list[np.ndarray]:
+    """Each cluster's most confident members, the network's training set.
+
+    Confidence is the fraction of a sample's nearest neighbours that share its
+    cluster (the k-NN graph of the codes); ties, frequent, are broken by the
+    distance to the cluster's centroid in the embedding (nearer first).
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,), int64
+    neighbours : torch.Tensor of shape (n, k), int64
+        Each sample's neighbours, itself excluded.
+    embedding : ndarray of shape (n, m)
+    centroids : ndarray of shape (K, m)
+    n_clusters : int
+    fraction : float
+        The share of each cluster to keep (at least one member of a non-empty one).
+
+    Returns
+    -------
+    list of K ndarrays of int64
+        The indices of each cluster's kept members, most confident first (empty for
+        an empty cluster).
+    """
+    label_t = torch.from_numpy(labels)
+    agreement = (label_t[neighbours] == label_t[:, None]).double().mean(dim=1).numpy()
+    distance = ((embedding - centroids[labels]) ** 2).sum(axis=1)
+    members = []
+    for k in range(n_clusters):
+        idx = np.flatnonzero(labels == k)
+        order = np.lexsort((distance[idx], -agreement[idx]))
+        keep = max(1, int(fraction * len(idx))) if len(idx) else 0
+        members.append(idx[order[:keep]])
+    return members
+
+
+def _train(
+    network: nn.Module,
+    samples: SampleBatches,
+    labels: np.ndarray,
+    members: list[np.ndarray],
+    params: LearnedParams,
+    generator: torch.Generator,
+    bfloat16: bool,
+) -> float:
+    """``steps_per_iter`` Adam steps of cross-entropy on class-balanced mini-batches of
+    the confident members (a cluster drawn uniformly, then one of its members)."""
+    present = [m for m in members if len(m)]
+    sizes = torch.tensor([len(m) for m in present], dtype=torch.float64)
+    flat = torch.from_numpy(np.concatenate(present))
+    offsets = torch.cumsum(sizes, 0) - sizes
+    targets = torch.from_numpy(labels)
+    optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+    steps = params.steps_per_iter
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=params.learning_rate, total_steps=steps
+    )
+    device = samples.device
+    is_image = len(samples.input_shape) == 3
+    network.train()
+    loss = torch.zeros(())
+    for _ in range(steps):
+        draws = torch.rand(2, params.batch_size, generator=generator, dtype=torch.float64)
+        cluster = (draws[0] * len(present)).long()
+        member = (offsets[cluster] + (draws[1] * sizes[cluster]).floor()).long()
+        chosen = flat[member]
+        batch = samples.as_input(samples.rows(chosen))
+        if is_image:
+            batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            logits = network(batch)
+        loss = nn.functional.cross_entropy(logits.float(), targets[chosen].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    network.eval()
+    return float(loss.detach())
+
+
+def _mixture(
+    embedding: np.ndarray, n_clusters: int, n_init: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A full-covariance Gaussian mixture's clusters (n,) int64 and their means (K, m)
+    float64 in the embedding (an empty cluster keeps the component's mean)."""
+    from sklearn.mixture import GaussianMixture
+
+    mixture = GaussianMixture(
+        n_clusters, covariance_type="full", n_init=n_init, random_state=seed
+    ).fit(embedding)
+    labels = torch.from_numpy(mixture.predict(embedding).astype(np.int64))
+    points = torch.from_numpy(embedding).double()
+    sums = torch.zeros(n_clusters, points.shape[1], dtype=torch.float64).index_add_(
+        0, labels, points
+    )
+    counts = torch.bincount(labels, minlength=n_clusters)
+    return labels, centroid_means(sums, counts, torch.from_numpy(mixture.means_))
+
+
+def _lap(stage: float, name: str, verbose: int) -> float:
+    seconds = time.perf_counter() - stage
+    if verbose:
+        print(f"{name}: {seconds:.1f} s", file=sys.stderr)
+    return seconds
