@@ -114,6 +114,7 @@ np.savez(out, resumed=resumed.labels_, reference=reference.labels_,
 """
 
 
+@pytest.mark.slow
 def test_sigint_to_a_running_fit_then_resume_in_a_new_process(tmp_path):
     folder, out = tmp_path / "checkpoints", tmp_path / "labels.npz"
     command = [sys.executable, "-c", RUN_SCRIPT]

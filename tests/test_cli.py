@@ -324,6 +324,7 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------- a real process
 
 
+@pytest.mark.slow
 def test_bare_run_in_a_subprocess(tmp_path: Path) -> None:
     """``python -m neural_kmeans run`` with no options: digits, a new folder under runs/."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -526,6 +527,7 @@ def test_animate_mp4_needs_ffmpeg(tmp_path: Path, capsys: pytest.CaptureFixture[
 # --------------------------------------------------------------------------- reproduce
 
 
+@pytest.mark.slow
 def test_reproduce_quick(
     shared_data_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

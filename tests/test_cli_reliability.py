@@ -51,6 +51,7 @@ def test_saved_model_predicts_the_fitted_labels(tmp_path, capsys):
     assert "--overwrite" in _assert_clean_error(None, capsys)
 
 
+@pytest.mark.slow
 def test_damaged_model_file_is_a_clean_error(tmp_path):
     model = tmp_path / "model.nkm"
     assert (
@@ -108,6 +109,7 @@ def test_results_folder_is_never_overwritten(tmp_path, capsys):
     assert main([*argv, "--out", str(out), "--seed", "5", "--overwrite"]) == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resume_gives_the_uninterrupted_labels(tmp_path):
     # 6,000 random 28x28 images: each CNN iteration takes long enough to interrupt.
     rng = np.random.default_rng(0)

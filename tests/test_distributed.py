@@ -42,6 +42,7 @@ def _fit_on_rank(rank: int, size: int, port: int, network: str, out: str) -> Non
         leave()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network", ["cnn", "mlp"])
 def test_two_processes_give_the_single_process_labels(tmp_path, network):
     """Also the regression test of a process aborted at exit (SIGABRT, about one run in
@@ -69,6 +70,7 @@ def test_shards_cover_the_data_once(n, size):
     assert max(lengths) - min(lengths) <= 1
 
 
+@pytest.mark.slow
 def test_torchrun_run_command_gives_the_single_process_labels(tmp_path):
     """``torchrun --nproc-per-node 2 -m neural_kmeans run`` shards the data over two
     processes; process 0 alone writes, and the clusters are one process's."""

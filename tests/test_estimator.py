@@ -13,6 +13,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from neural_kmeans import NeuralKMeans
 
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
 
 @pytest.fixture(scope="module")
 def blobs():
@@ -36,9 +39,14 @@ def test_nearest_centroid_equals_sklearn_lloyd(seed, data, blobs):
     init = X[rng.choice(len(X), 6, replace=False)]
     ours = NeuralKMeans(6, network="nearest-centroid", init=init, max_iter=300).fit(X)
     ref = KMeans(6, init=init, n_init=1, algorithm="lloyd", max_iter=300, tol=0).fit(X)
+    # float64 data is clustered in float64: both sum up to n terms in another order, so
+    # the centres agree to n ulps of the data's scale; equal labels rely on no sample
+    # lying within that distance of a tie (continuous data).
     np.testing.assert_array_equal(ours.labels_, ref.labels_)
-    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=1e-9, atol=1e-9)
-    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-9)
+    tolerance = len(X) * FLOAT64_EPS
+    scale = np.abs(X).max()
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=tolerance * scale)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=tolerance * scale**2)
     assert ours.converged_
 
 
@@ -51,6 +59,7 @@ def test_mlp_separates_blobs_with_default_init(seed, blobs):
 
 @pytest.mark.parametrize("network", ["mlp", "linear", "cnn", "nearest-centroid"])
 def test_same_seed_gives_identical_labels(network, digits_images):
+    """Bit-identical: the same process runs the same path on the same batch shapes."""
     X, _ = digits_images
     first = NeuralKMeans(10, network=network, max_iter=5, random_state=7).fit(X)
     second = NeuralKMeans(10, network=network, max_iter=5, random_state=7).fit(X)
@@ -73,6 +82,7 @@ def test_global_random_state_is_neither_read_nor_changed(digits_images):
 
 @pytest.mark.parametrize("network", ["mlp", "linear", "cnn", "nearest-centroid"])
 def test_predict_on_training_data_equals_labels(network, digits_images):
+    """Exact: predict runs the fit's inference routine on the same batches."""
     X, _ = digits_images
     model = NeuralKMeans(10, network=network, max_iter=4, random_state=0).fit(X)
     np.testing.assert_array_equal(model.predict(X), model.labels_)
@@ -120,10 +130,16 @@ def test_fitted_attributes_and_history(digits_images):
     assert model.history_[0]["changed"] == 1.0
     # Centroids are the means of their members, and the inertia is measured on them.
     assert model.history_[-1]["empty_repaired"] == []
+    # float32 sums of at most n terms: n ulps of the largest value (|x| <= 1 here).
+    rows = X.reshape(len(X), -1).astype(np.float64)
+    tolerance = len(X) * FLOAT32_EPS
     for k in range(10):
-        members = X.reshape(len(X), -1)[model.labels_ == k]
-        np.testing.assert_allclose(model.cluster_centers_[k], members.mean(0), atol=1e-5)
-    assert -model.score(X) == pytest.approx(model.inertia_, rel=1e-4)
+        members = rows[model.labels_ == k]
+        np.testing.assert_allclose(model.cluster_centers_[k], members.mean(0), atol=tolerance)
+    # the inertia is a difference of sums (||x||² - ||S_k||²/n_k): its relative error
+    # grows by ||x||² / inertia
+    amplification = (rows**2).sum() / model.inertia_
+    assert -model.score(X) == pytest.approx(model.inertia_, rel=amplification * tolerance)
 
 
 def test_uint8_images_are_scaled_and_centres_in_input_units(digits_images):
@@ -132,7 +148,8 @@ def test_uint8_images_are_scaled_and_centres_in_input_units(digits_images):
     model = NeuralKMeans(10, network="mlp", max_iter=3, random_state=0).fit(X8)
     assert model.cluster_centers_.max() > 1.5  # input units: 0..255
     members = X8.reshape(len(X8), -1)[model.labels_ == 0].astype(float)
-    np.testing.assert_allclose(model.cluster_centers_[0], members.mean(0), atol=1e-3)
+    tolerance = len(X8) * FLOAT32_EPS * 255  # n ulps of float32, in 0..255 units
+    np.testing.assert_allclose(model.cluster_centers_[0], members.mean(0), atol=tolerance)
 
 
 def test_torch_input_gives_torch_output(digits_images):
@@ -200,8 +217,10 @@ def test_batch_size_is_chosen_for_the_network(digits_images):
     mlp = NeuralKMeans(10, network="mlp", max_iter=1, random_state=0, device="cpu").fit(X)
     given = NeuralKMeans(10, network="mlp", max_iter=1, batch_size=100, random_state=0).fit(X)
     assert (cnn._batch_size(), mlp._batch_size(), given._batch_size()) == (256, 4096, 100)
-    # the batch size never changes the clusters
-    np.testing.assert_array_equal(given.labels_, mlp.labels_)
+    # The batch size does not change the clusters, up to the last bit of a float32
+    # logit: matrix products of other shapes may round differently, which can flip a
+    # sample lying on a tie (none in practice; at most 1 in 1,000 allowed).
+    assert np.mean(given.labels_ == mlp.labels_) >= 1 - 1 / 1000
 
 
 def test_the_command_line_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch):

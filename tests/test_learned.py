@@ -60,6 +60,7 @@ def digits_model(digits) -> NeuralKMeans:
     return learned(learned_params=FAST, random_state=0).fit(X)
 
 
+@pytest.mark.slow
 def test_beats_kmeans_on_digits(digits, digits_model) -> None:
     X, y = digits
     kmeans_acc = [
@@ -72,6 +73,7 @@ def test_beats_kmeans_on_digits(digits, digits_model) -> None:
     assert scores["nmi"] >= 0.85
 
 
+@pytest.mark.slow
 def test_model_is_consistent(digits, digits_model) -> None:
     X, _ = digits
     model = digits_model
@@ -105,6 +107,7 @@ def test_model_is_consistent(digits, digits_model) -> None:
     assert model.score(X) == pytest.approx(-inertia, rel=amplification * batch_error)
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed(digits, digits_model) -> None:
     X, _ = digits
     again = learned(learned_params=FAST, random_state=0).fit(X)
@@ -160,6 +163,7 @@ def test_rows_and_callbacks() -> None:
     assert isinstance(model.network_[0], Standardize)
 
 
+@pytest.mark.slow
 def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
     X, _ = digits
     path = tmp_path / "learned.nkm"
@@ -167,7 +171,10 @@ def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
     loaded = NeuralKMeans.load(path)
     assert loaded.features == "learned" and loaded.learned_params == FAST
     np.testing.assert_array_equal(loaded.predict(X), digits_model.labels_)
-    np.testing.assert_allclose(loaded.cluster_centers_, digits_model.cluster_centers_)
+    np.testing.assert_array_equal(loaded.cluster_centers_, digits_model.cluster_centers_)
+    # the learned space and the stage timings are kept too
+    np.testing.assert_array_equal(loaded.embedding_, digits_model.embedding_)
+    assert loaded.timings_ == digits_model.timings_
 
 
 @pytest.mark.parametrize(
@@ -255,6 +262,21 @@ def test_confident_members() -> None:
     assert set(members[0][:2]) == {1, 2}
 
 
+def test_bfloat16_training_runs_where_the_processor_has_it(digits, monkeypatch) -> None:
+    """The bfloat16 path (on by default where supported; pinned off elsewhere in the
+    tests): it runs and clusters every sample; no accuracy is held to it."""
+    from neural_kmeans.representation.autoencoder import use_bfloat16
+
+    monkeypatch.delenv("NEURAL_KMEANS_BFLOAT16")
+    if not use_bfloat16(torch.device("cpu")):
+        pytest.skip("this processor has no bfloat16 units (oneDNN)")
+    X, _ = digits
+    model = learned(learned_params={**TINY, "bfloat16": True}, random_state=0).fit(X[:300])
+    assert model.labels_.shape == (300,) and np.isfinite(model.inertia_)
+    monkeypatch.setenv("NEURAL_KMEANS_BFLOAT16", "0")
+    assert not use_bfloat16(torch.device("cpu"))
+
+
 def test_random_affine_is_seeded_and_keeps_shape() -> None:
     images = torch.rand(4, 1, 28, 28)
     first = random_affine(images, torch.Generator().manual_seed(0))
@@ -276,6 +298,7 @@ def test_network_takes_rows_or_samples_and_freezes(shape) -> None:
     torch.testing.assert_close(frozen(x), out, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_compare_features_learned(tmp_path, capsys) -> None:
     """``compare --features learned`` adds the learned mode to the default methods."""
     import json

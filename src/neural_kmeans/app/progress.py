@@ -1,11 +1,13 @@
-"""Progress on standard error: a tqdm bar on a terminal, else one line per iteration."""
+"""Progress on standard error: a tqdm bar on a terminal, else one line per iteration
+(through :mod:`neural_kmeans.core.progress`, the library's one progress mechanism)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 from neural_kmeans.app import experiments as ex
+from neural_kmeans.core import progress
 
 
 class ConsoleReporter(ex.Reporter):
@@ -15,33 +17,21 @@ class ConsoleReporter(ex.Reporter):
     ----------
     quiet : bool
         Print nothing.
-    stream : text stream, optional
-        Where to write (default: ``sys.stderr`` at the time of each write).
     """
 
-    def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self._stream = stream
         self._bar: Any = None
 
     @property
-    def stream(self) -> TextIO:
-        """The stream written to."""
-        return self._stream or sys.stderr
-
-    @property
     def interactive(self) -> bool:
-        """Whether to draw progress bars (not quiet, and the stream is a terminal)."""
-        isatty = getattr(self.stream, "isatty", None)
+        """Whether to draw progress bars (not quiet, and standard error is a terminal)."""
+        isatty = getattr(sys.stderr, "isatty", None)
         return not self.quiet and bool(isatty and isatty())
 
     def message(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+        if not self.quiet:
+            progress.line(text)
 
     def start_fit(self, label: str, max_iter: int) -> ex.Callback | None:
         if self.quiet:
@@ -50,10 +40,7 @@ class ConsoleReporter(ex.Reporter):
             self.message(f"[{label}] fitting")
             return None
         if self.interactive:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=max_iter, desc=label, unit="iter", file=self.stream, leave=False)
-            bar = self._bar
+            self._bar = bar = progress.bar(max_iter, label, unit="iter")
 
             def update(state: Any) -> bool:
                 record = state.record

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -82,20 +83,31 @@ def inference_network(network: nn.Module, device: torch.device) -> nn.Module:
         return network
 
 
+def network_outputs(
+    network: nn.Module,
+    samples: SampleBatches,
+    batch_size: int,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The library's one inference routine: ``(offset, rows, logits)`` for every batch of
+    the samples ``start:stop``, through the network frozen by :func:`inference_network`,
+    without gradients. Fitting, ``predict``, ``transform`` and the figures all use it, so
+    they give the same clusters."""
+    frozen = inference_network(network, samples.device)
+    with torch.inference_mode():
+        for offset, rows in samples(batch_size, start, stop):
+            yield offset, rows, frozen(samples.as_input(rows))
+
+
 def predict_batches(
     network: nn.Module, samples: SampleBatches, batch_size: int, probabilities: bool = False
 ) -> torch.Tensor:
     """The network's cluster (n,) int64, or probabilities (n, K), for every sample."""
-    network = inference_network(network, samples.device)
-    outputs = []
-    with torch.inference_mode():
-        for _, rows in samples(batch_size):
-            logits = network(samples.as_input(rows))
-            outputs.append(
-                torch.softmax(logits.float(), dim=1).cpu()
-                if probabilities
-                else logits.argmax(dim=1).cpu()
-            )
+    outputs = [
+        torch.softmax(logits.float(), dim=1).cpu() if probabilities else logits.argmax(dim=1).cpu()
+        for _, _, logits in network_outputs(network, samples, batch_size)
+    ]
     return torch.cat(outputs)
 
 
@@ -106,13 +118,11 @@ def assign_and_accumulate(
     batch_size: int,
     start: int = 0,
     stop: int | None = None,
-    with_squared_norm: bool = True,
 ) -> Assignment:
     """Label the samples ``start:stop`` with the network and accumulate cluster sums.
 
     Per batch, the cluster sums are one small matrix product (one-hot labels times
-    rows), added to float64 totals. The squared norm of the data does not change
-    between iterations: pass ``with_squared_norm=False`` to skip it (it is then 0).
+    rows), added to float64 totals, in the same pass as the labels.
     """
     stop = samples.n_samples if stop is None else stop
     device = samples.device
@@ -120,17 +130,14 @@ def assign_and_accumulate(
     sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
     counts = torch.zeros(n_clusters, dtype=torch.int64, device=device)
     squared_norm = torch.zeros((), dtype=torch.float64, device=device)
-    network = inference_network(network, device)
-    with torch.inference_mode():
-        for offset, rows in samples(batch_size, start, stop):
-            batch_labels = network(samples.as_input(rows)).argmax(dim=1)
-            one_hot = torch.zeros(rows.shape[0], n_clusters, dtype=rows.dtype, device=device)
-            one_hot.scatter_(1, batch_labels.unsqueeze(1), 1.0)
-            sums += (one_hot.T @ rows).double()
-            counts += one_hot.sum(dim=0).to(torch.int64)
-            if with_squared_norm:
-                squared_norm += torch.linalg.vector_norm(rows).double() ** 2
-            labels[offset - start : offset - start + rows.shape[0]] = batch_labels.cpu()
+    for offset, rows, logits in network_outputs(network, samples, batch_size, start, stop):
+        batch_labels = logits.argmax(dim=1)
+        one_hot = torch.zeros(rows.shape[0], n_clusters, dtype=rows.dtype, device=device)
+        one_hot.scatter_(1, batch_labels.unsqueeze(1), 1.0)
+        sums += (one_hot.T @ rows).double()
+        counts += one_hot.sum(dim=0).to(torch.int64)
+        squared_norm += torch.linalg.vector_norm(rows).double() ** 2
+        labels[offset - start : offset - start + rows.shape[0]] = batch_labels.cpu()
     return Assignment(labels, sums, counts, float(squared_norm))
 
 

@@ -20,7 +20,6 @@ data-parallel assignment under ``torchrun``.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neural_kmeans.core import distributed
+from neural_kmeans.core import distributed, progress
 from neural_kmeans.core.assignment import Assignment, assign_and_accumulate
 from neural_kmeans.core.samples import SampleBatches
 from neural_kmeans.core.validation import (
@@ -261,9 +260,8 @@ def run_loop(
 
 
 def _print_record(record: dict) -> None:
-    print(
+    progress.line(
         f"iteration {record['iteration']:3d}  loss {record['loss']:.4f}  "
         f"changed {record['changed']:.4f}  inertia {record['inertia']:.6g}  "
-        f"({record['seconds']:.2f} s)",
-        file=sys.stderr,
+        f"({record['seconds']:.2f} s)"
     )

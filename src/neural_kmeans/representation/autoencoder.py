@@ -6,12 +6,13 @@ lays out (:mod:`~neural_kmeans.representation.layout`)."""
 from __future__ import annotations
 
 import math
-import sys
-import time
+import os
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
+
+from neural_kmeans.core import progress
 
 #: Hidden layer widths of the autoencoder's encoder (the decoder mirrors them).
 AUTOENCODER_HIDDEN: tuple[int, ...] = (500, 500, 2000)
@@ -59,7 +60,13 @@ def _mlp(widths: Sequence[int]) -> nn.Sequential:
 
 def use_bfloat16(device: torch.device) -> bool:
     """Whether to train in bfloat16 autocast on ``device``: a CUDA GPU that supports it,
-    or a CPU with native bfloat16 matrix units (oneDNN), where it is 2-3x faster."""
+    or a CPU with native bfloat16 matrix units (oneDNN), where it is 2-3x faster.
+
+    ``NEURAL_KMEANS_BFLOAT16=0`` in the environment turns it off everywhere (results
+    then do not depend on whether the processor has bfloat16 units).
+    """
+    if os.environ.get("NEURAL_KMEANS_BFLOAT16", "").strip().lower() in ("0", "false", "off"):
+        return False
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
@@ -110,7 +117,7 @@ def train_autoencoder(
         Draws the mini-batches (on the CPU); the weights come from torch's global
         generator, which the caller seeds.
     verbose : int, default=0
-        Print the loss of every epoch when positive.
+        Draw a progress bar of the mini-batches (with the last epoch's loss) when positive.
 
     Returns
     -------
@@ -126,7 +133,8 @@ def train_autoencoder(
     total_steps = max(math.ceil(epochs * steps_per_epoch), min_steps)
     losses: list[float] = []
     model.train()
-    step, started = 0, time.perf_counter()
+    step = 0
+    shown = progress.bar(total_steps, "autoencoder", enabled=bool(verbose), unit="batch")
     while step < total_steps:
         order = torch.randperm(n, generator=generator)
         running, seen = torch.zeros((), device=device), 0
@@ -143,13 +151,10 @@ def train_autoencoder(
             running += loss.detach() * batch.shape[0]
             seen += batch.shape[0]
             step += 1
+            shown.update(1)
         losses.append(float(running) / max(seen, 1))
-        if verbose:
-            print(
-                f"autoencoder epoch {len(losses):3d}  loss {losses[-1]:.5f}  "
-                f"({time.perf_counter() - started:.0f} s)",
-                file=sys.stderr,
-            )
+        shown.set_postfix_str(f"epoch {len(losses)}, loss {losses[-1]:.5f}", refresh=False)
+    shown.close()
     return model.eval(), losses
 
 

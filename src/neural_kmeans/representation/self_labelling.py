@@ -26,7 +26,6 @@ with the network alone. No label is read anywhere.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neural_kmeans.core import progress
 from neural_kmeans.core.assignment import Assignment, accumulate_labels
 from neural_kmeans.core.centroids import centroid_means, inertia_from_sums
 from neural_kmeans.core.loop import FirstClusters, LoopParts
@@ -372,5 +372,5 @@ def _mixture(
 def _lap(stage: float, name: str, verbose: int) -> float:
     seconds = time.perf_counter() - stage
     if verbose:
-        print(f"{name}: {seconds:.1f} s", file=sys.stderr)
+        progress.line(f"{name}: {seconds:.1f} s")
     return seconds
