@@ -15,6 +15,7 @@ import numpy as np
 import pooch
 import pytest
 
+from neural_kmeans.app.cli import main
 from neural_kmeans.io import download
 from neural_kmeans.io.datasets import load_dataset
 from neural_kmeans.io.download import DatasetNotFoundError
@@ -212,7 +213,6 @@ def test_next_mirror_is_tried(mirror: Mirror, cache: Path, monkeypatch) -> None:
 def test_unreachable_mirror_gives_one_clear_error(cache: Path, monkeypatch) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("NEURAL_KMEANS_MIRROR", url)
-    monkeypatch.setenv("NEURAL_KMEANS_RETRIES", "1")
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("mnist", "train")
     message = str(info.value)
@@ -224,13 +224,22 @@ def test_unreachable_mirror_gives_one_clear_error(cache: Path, monkeypatch) -> N
     assert _files(cache) == []
 
 
+def test_no_network_on_the_command_line_is_one_error_line(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("NEURAL_KMEANS_MIRROR", f"http://127.0.0.1:{_closed_port()}")
+    assert main(["run", "--dataset", "fashion-mnist", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not get the fashion-mnist file") and err.count("\n") == 1
+    assert "Looked in:" in err and "To provide the files, do one of:" in err
+
+
 def test_stalled_mirror_times_out(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(4)  # connections are queued but never answered
         monkeypatch.setenv("NEURAL_KMEANS_MIRROR", f"http://127.0.0.1:{silent.getsockname()[1]}")
         monkeypatch.setenv("NEURAL_KMEANS_TIMEOUT", "0.5")
-        monkeypatch.setenv("NEURAL_KMEANS_RETRIES", "1")
         with pytest.raises(DatasetNotFoundError, match="timed out"):
             load_dataset("fashion-mnist", "test")
     assert _files(cache) == []
