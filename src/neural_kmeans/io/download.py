@@ -3,8 +3,9 @@
 MNIST and Fashion-MNIST are four gzip-compressed IDX files each (:data:`IDX_FILES`).
 :func:`fetch_idx` looks for a file in the folders of :func:`search_locations` (the
 caller's ``data_dir``, ``$NEURAL_KMEANS_DATA``, Debian's ``/usr/share/datasets``, then
-the cache) and, when none holds a good copy, downloads it into the cache with
-:mod:`pooch`, which retries, shows the progress bar and writes atomically. Every file,
+the cache) and, when none holds a good copy, downloads it into the cache (as
+``<dataset>/<file>.gz``, whatever the mirror's compression) with :mod:`pooch`, which
+logs it, retries, shows the progress bar and writes atomically. Every file,
 found or downloaded, is checked against the SHA-256 of its *decompressed* content
 (:data:`SHA256`), so any faithful mirror works whatever its gzip settings; a file that
 fails the check is reported and never used, and a download that fails it never enters
@@ -139,8 +140,9 @@ class _Rejected(Exception):
 
 
 def _cache(urls: dict[str, str] | None = None, retries: int = 0) -> pooch.Pooch:
-    """The cache as a :class:`pooch.Pooch`, with ``urls`` as its registry (``<dataset>/<file>``
-    to URL) and no digests: pooch knows the archives' digests, not the contents'."""
+    """The cache as a :class:`pooch.Pooch`, ``urls`` its registry (``<dataset>/<file>`` to
+    URL) without digests: pooch would check the archive, which differs between faithful
+    mirrors; the content is checked by :func:`_verifying_downloader`."""
     urls = urls or {}
     return pooch.create(
         path=pooch.os_cache("neural-kmeans"),

@@ -60,7 +60,7 @@ _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
 )
-# What PIL raises for a damaged image (DecompressionBombError is added where PIL is imported).
+# What PIL raises for a damaged image (besides DecompressionBombError, for a huge one).
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error)
 _GREY_MODES = frozenset({"1", "L", "LA"})
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
@@ -460,7 +460,10 @@ def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             with Image.open(f) as img:  # lazy: reads the header only
                 size, mode = img.size, img.mode
-        except (*_IMAGE_ERRORS, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:
+            message = f"image {str(f)!r} is too large for PIL: {exc} Use smaller images."
+            raise ValueError(message) from exc
+        except _IMAGE_ERRORS as exc:
             raise ValueError(
                 f"cannot read image {str(f)!r}: {exc}; save it again as PNG or JPEG, or remove it"
             ) from exc
@@ -493,7 +496,7 @@ def _decode_images(files: list[Path], shape: tuple[int, ...]) -> np.ndarray:
                     data[i] = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
                 else:
                     data[i] = np.asarray(img.convert("L"))
-        except (*_IMAGE_ERRORS, Image.DecompressionBombError) as exc:
+        except _IMAGE_ERRORS as exc:
             raise ValueError(
                 f"cannot decode image {str(f)!r}: {exc}; save it again as PNG or JPEG, or remove it"
             ) from exc
