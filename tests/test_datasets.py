@@ -254,7 +254,7 @@ def test_npy_non_numeric(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected numbers"):
         load_dataset(tmp_path / "s.npy")
     np.save(tmp_path / "o.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"cannot read .* as a numeric .npy array"):
+    with pytest.raises(ValueError, match=r"o.npy' holds object values; expected numbers"):
         load_dataset(tmp_path / "o.npy")
     np.save(tmp_path / "5d.npy", np.zeros((2, 1, 1, 1, 1)))
     with pytest.raises(ValueError, match=r"shape \(2, 1, 1, 1, 1\); expected \(n, d\) rows"):

@@ -11,12 +11,20 @@
 * a ``.npy`` file (samples only, memory-mapped by default), a ``.npz`` file (samples
   under ``x``, ``X`` or ``data``; optional labels under ``y``, ``labels`` or
   ``target``), a numeric ``.csv`` file (a label column only when named), or a folder
-  of PNG/JPEG images with one sub-folder per class.
+  of PNG/JPEG images with one sub-folder per class, read by
+  :mod:`neural_kmeans.io.sample_files`: a damaged or hostile file gets a one-line
+  ``ValueError`` that names it and says what to do, before any large allocation.
+
+Environment variables
+---------------------
+``NEURAL_KMEANS_MAX_BYTES``
+    The most bytes the samples of one file may take in memory (default: the memory
+    available); a file declaring more is refused. Memory-mapped ``.npy`` files are not
+    limited.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import os
 from collections.abc import Iterator
@@ -30,6 +38,13 @@ from neural_kmeans.io.download import (
     DatasetNotFoundError,
     default_cache_dir,
     fetch_idx,
+)
+from neural_kmeans.io.sample_files import (
+    IMAGE_EXTENSIONS,
+    read_csv,
+    read_image_folder,
+    read_npy,
+    read_npz,
 )
 
 __all__ = [
@@ -48,14 +63,10 @@ __all__ = [
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "blobs", "moons", "circles")
 #: Valid values of ``split``.
 SPLITS: tuple[str, ...] = ("train", "test", "all")
-#: File name endings read as images in a folder (case-insensitive).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
 _IDX_DATASETS = ("mnist", "fashion-mnist")
 _TOY_DATASETS = ("blobs", "moons", "circles")
 _FILE_SUFFIXES = (".npy", ".npz", ".csv")
-_NPZ_DATA_KEYS = ("x", "X", "data")
-_NPZ_LABEL_KEYS = ("y", "labels", "target")
 _DEFAULT_TOY_SAMPLES = 1500
 _DEFAULT_NOISE = {"moons": 0.05, "circles": 0.05}
 
@@ -68,9 +79,6 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-
-_GREY_MODES = frozenset({"1", "L", "LA"})
-_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
 
 
 @dataclass
@@ -178,7 +186,8 @@ def load_dataset(
         0..k-1 in sorted order.
     mmap_mode : {"r", "r+", "c", None}, default="r"
         Memory-map mode for ``.npy`` files, so large files are not read into memory;
-        None reads the whole array.
+        None reads the whole array. What is read into memory may take at most
+        ``$NEURAL_KMEANS_MAX_BYTES`` bytes (default: the memory available).
     download : bool, default=True
         Download missing MNIST-like files into the cache.
     progressbar : bool, optional
@@ -194,8 +203,10 @@ def load_dataset(
     Raises
     ------
     ValueError
-        For an unknown name, a bad split, an unsupported file type or content that
-        cannot be read as samples (the message says what was expected).
+        For an unknown or empty name, a bad split, an unsupported file type, a FIFO or
+        device, content that cannot be read as samples (damaged, misnamed, values beyond
+        float32's range) or a declared size beyond the file or the memory limit; the
+        message names the file and says what to do.
     FileNotFoundError
         For a path that does not exist.
     DatasetNotFoundError
@@ -220,15 +231,15 @@ def load_dataset(
         return _load_toy(key, n_samples, random_state, noise, centers)
     path = _as_path(name)
     if path.is_dir():
-        data, target = _load_image_folder(path)
+        data, target = read_image_folder(path)
     else:
         suffix = path.suffix.lower()
         if suffix == ".npy":
-            data, target = _load_npy(path, mmap_mode), None
+            data, target = read_npy(path, mmap_mode), None
         elif suffix == ".npz":
-            data, target = _load_npz(path)
+            data, target = read_npz(path)
         else:
-            data, target = _load_csv(path, label_column)
+            data, target = read_csv(path, label_column)
     image_shape = tuple(int(s) for s in data.shape[1:]) if data.ndim > 2 else None
     return Dataset(data, target, image_shape, str(name), "all")
 
@@ -239,6 +250,11 @@ def _as_path(name: str | os.PathLike[str]) -> Path:
     kinds = "a .npy, .npz or .csv file, or a folder of images with one sub-folder per class"
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"name must be a data set name or a path, got {type(name).__name__}")
+    if isinstance(name, str) and not name.strip():
+        raise ValueError(
+            f"the data set name is empty: give one of {known}, or the path of {kinds} "
+            "(write . for the current folder)"
+        )
     path = Path(name).expanduser()
     looks_like_path = not isinstance(name, str) or (
         path.suffix != "" or os.sep in name or "/" in name or path.exists()
@@ -259,6 +275,11 @@ def _as_path(name: str | os.PathLike[str]) -> Path:
         raise ValueError(
             f"unsupported file type {path.suffix or '(no extension)'!r} for {str(path)!r}: "
             f"expected {kinds}."
+        )
+    if not path.is_dir() and not path.is_file():  # opening a FIFO would block
+        raise ValueError(
+            f"{str(path)!r} is not a regular file (a FIFO, a device or a socket): "
+            f"give the path of {kinds}"
         )
     return path
 
@@ -350,230 +371,3 @@ def _load_idx_dataset(
     if data.ndim != 3 or data.shape[0] != target.shape[0]:
         raise ValueError(f"{name} {split}: images {data.shape} do not match labels {target.shape}")
     return Dataset(data, target, tuple(data.shape[1:]), name, split)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _check_samples(data: np.ndarray, source: Path) -> np.ndarray:
-    if data.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{str(source)!r} holds {data.dtype} values; expected numbers (int, uint, float)"
-        )
-    if data.ndim == 1:
-        data = data.reshape(-1, 1)
-    if data.ndim not in (2, 3, 4):
-        raise ValueError(
-            f"{str(source)!r} holds an array of shape {data.shape}; expected (n, d) rows, "
-            "(n, h, w) greyscale images or (n, c, h, w) channels-first images"
-        )
-    if data.shape[0] == 0:
-        raise ValueError(f"{str(source)!r} holds no samples (shape {data.shape})")
-    return data
-
-
-def _as_labels(values: np.ndarray, n: int, source: str) -> np.ndarray:
-    """Validate labels and return them as int64, coding non-numeric ones 0..k-1."""
-    values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1 or values.shape[0] != n:
-        raise ValueError(f"labels in {source} have shape {values.shape}; expected ({n},)")
-    if values.dtype.kind in "biu":
-        return values.astype(np.int64)
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-            raise ValueError(f"labels in {source} must be whole numbers; found fractions or NaN")
-        return values.astype(np.int64)
-    if values.dtype.kind in "USO":
-        _, codes = np.unique(values.astype(str), return_inverse=True)
-        return codes.astype(np.int64).reshape(-1)
-    raise ValueError(f"labels in {source} have unsupported type {values.dtype}")
-
-
-def _load_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
-    try:
-        data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"cannot read {str(path)!r} as a numeric .npy array: {exc}") from exc
-    return _check_samples(data, path)
-
-
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"cannot read {str(path)!r} as a .npz archive: {exc}") from exc
-    with archive:
-        keys = list(archive.files)
-        data_key = next((k for k in _NPZ_DATA_KEYS if k in keys), None)
-        if data_key is None and keys == ["arr_0"]:
-            data_key = "arr_0"  # np.savez(path, x) with a single unnamed array
-        if data_key is None:
-            raise ValueError(
-                f"{str(path)!r} has arrays {keys}; expected the samples under one of "
-                f"{list(_NPZ_DATA_KEYS)} (and optional labels under one of "
-                f"{list(_NPZ_LABEL_KEYS)}), e.g. np.savez(path, x=X, y=labels)"
-            )
-        try:
-            data = _check_samples(archive[data_key], path)
-            label_key = next((k for k in _NPZ_LABEL_KEYS if k in keys), None)
-            target = None
-            if label_key is not None:
-                source = f"{str(path)!r} (key {label_key!r})"
-                target = _as_labels(archive[label_key], data.shape[0], source)
-        except ValueError as exc:
-            if "Object arrays cannot be loaded" in str(exc):
-                raise ValueError(f"{str(path)!r} holds object arrays; expected numbers") from exc
-            raise
-    return data, target
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _resolve_label_column(
-    first: list[str], label_column: str | int | None, path: Path
-) -> tuple[int | None, bool]:
-    """Return the label column's index (or None) and whether the first row is a header."""
-    ncols = len(first)
-    names = [cell.strip() for cell in first]
-    if label_column is None:
-        return None, not all(_is_number(c) for c in first)
-    index: int | None = None
-    if isinstance(label_column, str) and label_column.strip() in names:
-        return names.index(label_column.strip()), True
-    if isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool):
-        index = int(label_column)
-    elif isinstance(label_column, str) and label_column.strip().lstrip("+-").isdigit():
-        index = int(label_column)
-    if index is None:
-        has_header = not all(_is_number(c) for c in first)
-        where = f"columns: {names}" if has_header else "it has no header row; give an index"
-        raise ValueError(f"label_column {label_column!r} not found in {str(path)!r} ({where})")
-    if not -ncols <= index < ncols:
-        raise ValueError(
-            f"label_column {label_column!r} is out of range for {str(path)!r}, "
-            f"which has {ncols} columns"
-        )
-    index %= ncols
-    others = [c for i, c in enumerate(first) if i != index]
-    return index, not all(_is_number(c) for c in others)
-
-
-def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for row in reader:
-            if row and any(cell.strip() for cell in row):
-                rows.append(row)
-                lines.append(reader.line_num)
-    if not rows:
-        raise ValueError(f"{str(path)!r} is empty; expected numeric comma-separated rows")
-    label_index, has_header = _resolve_label_column(rows[0], label_column, path)
-    header = [c.strip() for c in rows[0]] if has_header else None
-    if has_header:
-        rows, lines = rows[1:], lines[1:]
-    if not rows:
-        raise ValueError(f"{str(path)!r} has a header but no data rows")
-    ncols = len(header) if header is not None else len(rows[0])
-    for row, line in zip(rows, lines, strict=True):
-        if len(row) != ncols:
-            raise ValueError(
-                f"{str(path)!r} is ragged: line {line} has {len(row)} fields, expected {ncols}"
-            )
-    keep = [i for i in range(ncols) if i != label_index]
-    if not keep:
-        raise ValueError(f"{str(path)!r} has no feature columns besides the label column")
-    cells = np.array(rows, dtype=str)
-    try:
-        data = cells[:, keep].astype(np.float64)
-    except ValueError:
-        for row, line in zip(rows, lines, strict=True):
-            for i in keep:
-                if not _is_number(row[i]):
-                    column = f"column {i}" + (f" ({header[i]!r})" if header else "")
-                    raise ValueError(
-                        f"{str(path)!r} is not numeric: {row[i]!r} at line {line}, {column}; "
-                        "only numbers are read as features (name a label column with "
-                        "label_column=)"
-                    ) from None
-        raise
-    target = None
-    if label_index is not None:
-        labels = cells[:, label_index]
-        if all(_is_number(v) for v in labels):
-            labels = labels.astype(np.float64)
-        column = header[label_index] if header else label_index
-        target = _as_labels(labels, data.shape[0], f"{str(path)!r} (column {column!r})")
-    return data, target
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
-def _load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    from PIL import Image, UnidentifiedImageError
-
-    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    classes = [(d, files) for d in subdirs if (files := _image_files(d))]
-    loose = _image_files(folder)
-    exts = "/".join(IMAGE_EXTENSIONS)
-    if not classes and not loose:
-        raise ValueError(
-            f"no {exts} images in {str(folder)!r}; expected one sub-folder per class "
-            "holding the images of that class"
-        )
-    if classes and loose:
-        raise ValueError(
-            f"{str(folder)!r} has both images ({loose[0].name}, ...) and class sub-folders; "
-            "put every image in its class's sub-folder"
-        )
-    if classes:
-        files = [f for _, fs in classes for f in fs]
-        target: np.ndarray | None = np.repeat(
-            np.arange(len(classes), dtype=np.int64), [len(fs) for _, fs in classes]
-        )
-    else:
-        files, target = loose, None
-
-    # First pass: headers only (size and mode), so nothing is decoded twice.
-    sizes, colour = [], False
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                size, mode = img.size, img.mode
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"cannot read image {str(f)!r}: {exc}") from exc
-        if mode not in _GREY_MODES and mode not in _COLOUR_MODES:
-            raise ValueError(f"image {str(f)!r} has mode {mode!r}; expected 8-bit greyscale or RGB")
-        colour = colour or mode in _COLOUR_MODES
-        if sizes and size != sizes[0]:
-            raise ValueError(
-                f"images in {str(folder)!r} have mixed sizes: {str(files[0])!r} is "
-                f"{sizes[0][0]}x{sizes[0][1]} but {str(f)!r} is {size[0]}x{size[1]} "
-                "(width x height); resize them to one size"
-            )
-        sizes.append(size)
-    width, height = sizes[0]
-    shape = (len(files), 3, height, width) if colour else (len(files), height, width)
-    data = np.empty(shape, dtype=np.uint8)
-    for i, f in enumerate(files):
-        with Image.open(f) as img:
-            if colour:
-                data[i] = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
-            else:
-                data[i] = np.asarray(img.convert("L"))
-    return data, target

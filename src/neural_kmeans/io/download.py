@@ -1,22 +1,16 @@
 """Find, download and verify the MNIST-like IDX files.
 
-MNIST and Fashion-MNIST are distributed as four gzip-compressed IDX files each
-(``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
-``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``). This module looks
-for them, in order, in
-
-1. the ``data_dir`` given by the caller (``data_dir/<dataset>/`` or ``data_dir`` itself),
-2. ``$NEURAL_KMEANS_DATA/<dataset>/`` (a folder holding ``mnist/`` and ``fashion-mnist/``),
-3. the system folders in :data:`SYSTEM_DATA_DIRS` (Debian's ``dataset-fashion-mnist``),
-4. the user cache, :func:`default_cache_dir` ``/<dataset>/``,
-
-and, when none holds a good copy, downloads the file into the cache from the
-mirrors in :data:`MIRRORS` (or from ``$NEURAL_KMEANS_MIRROR``). Every file, found or
-downloaded, is checked against the SHA-256 digest of its *decompressed* content
-(:data:`SHA256`), so any faithful mirror works whatever its gzip settings, and a
-file that fails the check is reported and never used. Downloads go to a temporary
-name in the cache folder and are renamed only once verified, so an interrupted or
-corrupt download leaves nothing behind.
+MNIST and Fashion-MNIST are four gzip-compressed IDX files each (:data:`IDX_FILES`).
+:func:`fetch_idx` looks for a file in the folders of :func:`search_locations` (the
+caller's ``data_dir``, ``$NEURAL_KMEANS_DATA``, Debian's ``/usr/share/datasets``, then
+the cache) and, when none holds a good copy, downloads it into the cache (as
+``<dataset>/<file>.gz``, whatever the mirror's compression) with :mod:`pooch`, which
+logs it, retries, shows the progress bar and writes atomically. Every file,
+found or downloaded, is checked against the SHA-256 of its *decompressed* content
+(:data:`SHA256`), so any faithful mirror works whatever its gzip settings; a file that
+fails the check is reported and never used, and a download that fails it never enters
+the cache. Decompression stops past the file's known size (:data:`IDX_SIZES`), so a gzip
+bomb costs no more memory than the real file.
 
 Environment variables
 ---------------------
@@ -25,8 +19,8 @@ Environment variables
 ``NEURAL_KMEANS_CACHE``
     Cache folder (default: the platform's user cache, e.g. ``~/.cache/neural-kmeans``).
 ``NEURAL_KMEANS_MIRROR``
-    Base URL(s), separated by whitespace, replacing the default mirrors; files are
-    then fetched from ``<mirror>/<dataset>/<file>.gz``.
+    Base URL(s), separated by whitespace, replacing the default mirrors (:data:`MIRRORS`);
+    files are then fetched from ``<mirror>/<dataset>/<file>.gz``.
 ``NEURAL_KMEANS_TIMEOUT``
     Seconds a connection or a read may stall before a try fails (default 5).
 ``NEURAL_KMEANS_RETRIES``
@@ -37,43 +31,28 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import os
 import sys
-import tempfile
-import time
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pooch
 
 __all__ = [
-    "DEFAULT_RETRIES",
-    "DEFAULT_TIMEOUT",
-    "ENV_CACHE",
-    "ENV_DATA",
-    "ENV_MIRROR",
-    "ENV_RETRIES",
-    "ENV_TIMEOUT",
     "IDX_FILES",
+    "IDX_SIZES",
     "MIRRORS",
     "SHA256",
     "SYSTEM_DATA_DIRS",
     "DatasetNotFoundError",
     "VerificationError",
-    "decompressed_content",
     "default_cache_dir",
-    "download_file",
-    "fetch_file",
     "fetch_idx",
-    "mirror_urls",
     "search_locations",
 ]
-
-logger = logging.getLogger(__name__)
 
 ENV_DATA = "NEURAL_KMEANS_DATA"
 ENV_CACHE = "NEURAL_KMEANS_CACHE"
@@ -85,13 +64,18 @@ ENV_RETRIES = "NEURAL_KMEANS_RETRIES"
 DEFAULT_TIMEOUT = 5.0
 #: Extra tries per mirror after a network failure (so ``1 + DEFAULT_RETRIES`` tries).
 DEFAULT_RETRIES = 2
-#: Pause before the first retry; doubled for each further one, capped at 4 s.
-_BACKOFF_S = 0.5
 
 #: IDX file names (without ``.gz``) of each split: ``(images, labels)``.
 IDX_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+#: Size in bytes of each decompressed IDX file (the same in both data sets).
+IDX_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte": 16 + 60000 * 28 * 28,
+    "train-labels-idx1-ubyte": 8 + 60000,
+    "t10k-images-idx3-ubyte": 16 + 10000 * 28 * 28,
+    "t10k-labels-idx1-ubyte": 8 + 10000,
 }
 
 
@@ -136,10 +120,11 @@ SYSTEM_DATA_DIRS: dict[str, tuple[Path, ...]] = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK_SIZE = 1 << 16
-
-# Files already verified in this process: (real path, size, mtime_ns, digest).
-_verified: set[tuple[str, int, int, str]] = set()
+_DOWNLOADERS = {
+    "http": pooch.HTTPDownloader,
+    "https": pooch.HTTPDownloader,
+    "ftp": pooch.FTPDownloader,
+}
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -148,6 +133,25 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class VerificationError(ValueError):
     """A file's decompressed content does not match its known SHA-256 digest."""
+
+
+class _Rejected(Exception):
+    """A mirror's answer that another try would not change: a 4xx status or a bad file."""
+
+
+def _cache(urls: dict[str, str] | None = None, retries: int = 0) -> pooch.Pooch:
+    """The cache as a :class:`pooch.Pooch`, ``urls`` its registry (``<dataset>/<file>`` to
+    URL) without digests: pooch would check the archive, which differs between faithful
+    mirrors; the content is checked by :func:`_verifying_downloader`."""
+    urls = urls or {}
+    return pooch.create(
+        path=pooch.os_cache("neural-kmeans"),
+        base_url="",
+        env=ENV_CACHE,
+        registry=dict.fromkeys(urls),
+        urls=urls,
+        retry_if_failed=retries,
+    )
 
 
 def default_cache_dir() -> Path:
@@ -159,10 +163,7 @@ def default_cache_dir() -> Path:
         ``$NEURAL_KMEANS_CACHE`` when set, else the platform's user cache folder for
         ``neural-kmeans`` (``~/.cache/neural-kmeans`` on Linux). It may not exist yet.
     """
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
-    return Path(pooch.os_cache("neural-kmeans")).expanduser()
+    return _cache().abspath
 
 
 def _check_known(dataset: str, filename: str | None = None) -> None:
@@ -197,103 +198,50 @@ def search_locations(
     places: list[tuple[Path, str]] = []
     if data_dir is not None:
         root = Path(data_dir).expanduser()
-        places.append((root / dataset, "data_dir"))
-        places.append((root, "data_dir"))
-    env = os.environ.get(ENV_DATA)
-    if env:
-        places.append((Path(env).expanduser() / dataset, f"${ENV_DATA}"))
-    for folder in SYSTEM_DATA_DIRS.get(dataset, ()):
-        places.append((Path(folder), "system package"))
+        places += [(root / dataset, "data_dir"), (root, "data_dir")]
+    if os.environ.get(ENV_DATA):
+        places.append((Path(os.environ[ENV_DATA]).expanduser() / dataset, f"${ENV_DATA}"))
+    places += [(Path(folder), "system package") for folder in SYSTEM_DATA_DIRS.get(dataset, ())]
     places.append((default_cache_dir() / dataset, "cache"))
     return places
 
 
-def mirror_urls(dataset: str, filename: str) -> list[str]:
-    """Return the URLs a file is downloaded from, in the order they are tried.
-
-    Parameters
-    ----------
-    dataset : str
-        ``"mnist"`` or ``"fashion-mnist"``.
-    filename : str
-        Name of the file on the mirror, e.g. ``"t10k-labels-idx1-ubyte.gz"``.
-
-    Returns
-    -------
-    list of str
-        ``<mirror>/<dataset>/<filename>`` for each base URL in
-        ``$NEURAL_KMEANS_MIRROR`` (whitespace-separated) when it is set, otherwise
-        the default mirrors of :data:`MIRRORS`.
-    """
-    _check_known(dataset)
+def _mirror_urls(dataset: str, filename: str) -> list[str]:
+    """The URLs of ``filename`` on each mirror, in the order they are tried."""
     env = os.environ.get(ENV_MIRROR, "").split()
     if env:
         return [f"{base.rstrip('/')}/{dataset}/{filename}" for base in env]
     return [f"{base.rstrip('/')}/{filename}" for base in MIRRORS[dataset]]
 
 
-def decompressed_content(path: str | os.PathLike[str]) -> bytes:
-    """Read a file, decompressing it when it is gzip data (whatever its name).
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-
-    Returns
-    -------
-    bytes
-        The decompressed content.
-
-    Raises
-    ------
-    VerificationError
-        If the file starts like gzip data but is truncated or corrupt.
-    """
+def _read_verified(path: Path, dataset: str, filename: str) -> bytes:
+    """The content of ``path``, decompressed if it is gzip data (whatever its name), if it
+    is the known ``dataset/filename``. Reading stops past the known size: a gzip bomb
+    costs no more memory than the real file."""
+    size = IDX_SIZES[filename]
     with open(path, "rb") as f:
-        magic = f.read(2)
+        is_gzip = f.read(2) == _GZIP_MAGIC
         f.seek(0)
-        if magic != _GZIP_MAGIC:
-            return f.read()
         try:
-            with gzip.GzipFile(fileobj=f) as gz:
-                return gz.read()
+            content = (gzip.GzipFile(fileobj=f) if is_gzip else f).read(size + 1)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise VerificationError(f"corrupt or truncated gzip data ({exc})") from exc
-
-
-def _verify(content: bytes, dataset: str, filename: str) -> None:
-    expected = SHA256[dataset][filename]
-    actual = hashlib.sha256(content).hexdigest()
+    if len(content) > size:
+        raise VerificationError(f"damaged: its content is longer than {filename}'s {size:,} bytes")
+    actual, expected = hashlib.sha256(content).hexdigest(), SHA256[dataset][filename]
     if actual != expected:
         raise VerificationError(
             f"SHA-256 of the decompressed content is {actual[:16]}…, "
             f"expected {expected[:16]}… for {dataset}/{filename}"
         )
-
-
-def _stat_key(path: Path, dataset: str, filename: str) -> tuple[str, int, int, str]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, SHA256[dataset][filename])
-
-
-def _read_local(path: Path, dataset: str, filename: str) -> bytes:
-    """Decompress a local file and verify it, skipping the hash if done before."""
-    key = _stat_key(path, dataset, filename)
-    content = decompressed_content(path)
-    if key not in _verified:
-        _verify(content, dataset, filename)
-        _verified.add(key)
     return content
 
 
 def _setting(value: float | None, env: str, default: float, kind: type) -> float:
     if value is None:
-        raw = os.environ.get(env)
-        if raw is None or not raw.strip():
-            return default
+        raw = os.environ.get(env, "").strip()
         try:
-            value = kind(raw)
+            value = kind(raw) if raw else default
         except ValueError:
             raise ValueError(f"${env} must be a {kind.__name__}, got {raw!r}") from None
     what = env.rsplit("_", 1)[-1].lower()
@@ -304,167 +252,76 @@ def _setting(value: float | None, env: str, default: float, kind: type) -> float
     return value
 
 
-def _make_downloader(url: str, timeout: float, progress: object) -> object:
+def _verifying_downloader(
+    url: str, dataset: str, filename: str, timeout: float, progressbar: bool
+) -> Callable[[str, str, pooch.Pooch], None]:
+    """Pooch's downloader for ``url``, checking the download before pooch renames it."""
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        return pooch.HTTPDownloader(progressbar=progress, timeout=timeout, chunk_size=_CHUNK_SIZE)
-    if scheme == "ftp":
-        return pooch.FTPDownloader(progressbar=progress, timeout=timeout, chunk_size=_CHUNK_SIZE)
-    raise ValueError(f"unsupported URL scheme {scheme!r} (use http, https or ftp)")
+    if scheme not in _DOWNLOADERS:
+        raise _Rejected(f"unsupported URL scheme {scheme!r} (use http, https or ftp)")
+    download = _DOWNLOADERS[scheme](progressbar=progressbar, timeout=timeout)
+
+    def verified_download(url: str, output_file: str, pup: pooch.Pooch) -> None:
+        try:
+            download(url, output_file, pup)
+        except OSError as exc:  # requests' errors are OSErrors too
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status is not None and 400 <= status < 500:  # not there: no retry
+                raise _Rejected(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        try:
+            _read_verified(Path(output_file), dataset, filename)
+        except VerificationError as exc:  # a retry would get the same file
+            raise _Rejected(f"rejected, {exc}") from exc
+
+    return verified_download
 
 
-def _progress_bar(enabled: bool, filename: str) -> object:
-    if not enabled:
-        return False
-    from tqdm.auto import tqdm
-
-    # total=1 until pooch sets it from Content-Length: pooch tests the bar's truth value.
-    return tqdm(desc=filename, total=1, unit="B", unit_scale=True, leave=True, file=sys.stderr)
-
-
-def _http_status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-class _DownloadFailed(Exception):
-    def __init__(self, failures: list[str]) -> None:
-        super().__init__("; ".join(failures))
-        self.failures = failures
+def _not_found_message(dataset: str, filename: str, looked: list[str], note: str) -> str:
+    cache = default_cache_dir() / dataset
+    return "\n".join(
+        [
+            f"Could not get the {dataset} file {filename}.gz (or {filename}).",
+            "Looked in:",
+            *(f"  - {entry}" for entry in looked),
+            note,
+            "To provide the files, do one of:",
+            f"  - pass data_dir=FOLDER, a folder holding {dataset}/ (or the files themselves);",
+            f"  - set {ENV_DATA}=FOLDER, a folder holding mnist/ and fashion-mnist/ with the gzip"
+            " IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
+            " t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz);",
+            f"  - set {ENV_MIRROR}=URL, a reachable mirror serving URL/{dataset}/<file>.gz;",
+            f"  - or copy the files into the cache folder {cache}.",
+        ]
+    )
 
 
 def _download(
     dataset: str,
     filename: str,
-    dest: Path,
-    *,
-    progressbar: bool,
-    timeout: float,
-    retries: int,
-) -> tuple[Path, bytes]:
-    """Download, verify and atomically store one file; return its path and content."""
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _DownloadFailed([f"cannot create the cache folder {dest}: {exc}"]) from exc
-    failures: list[str] = []
-    for url in mirror_urls(dataset, filename + ".gz"):
-        error, tries = "", 0
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(min(_BACKOFF_S * 2 ** (attempt - 1), 4.0))
-            tries += 1
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            progress = _progress_bar(progressbar, filename)
-            try:
-                logger.info("downloading %s (try %d of %d)", url, attempt + 1, retries + 1)
-                downloader = _make_downloader(url, timeout, progress)
-                downloader(url, tmp_name, None)
-                content = decompressed_content(tmp)
-                _verify(content, dataset, filename)
-                with open(tmp, "rb") as f:
-                    is_gzip = f.read(2) == _GZIP_MAGIC
-                final, other = dest / (filename + ".gz"), dest / filename
-                if not is_gzip:
-                    final, other = other, final
-                os.replace(tmp, final)
-                other.unlink(missing_ok=True)  # a stale copy of the other form would shadow it
-                _verified.add(_stat_key(final, dataset, filename))
-                return final, content
-            except VerificationError as exc:
-                # The mirror serves a bad file: another try would get the same one.
-                error = f"rejected, {exc}"
-                break
-            except ValueError as exc:
-                error = str(exc)
-                break
-            except OSError as exc:  # requests' errors are OSErrors too
-                error = f"{type(exc).__name__}: {exc}"
-                status = _http_status(exc)
-                if status is not None and 400 <= status < 500:
-                    break  # not there; retrying will not help
-            finally:
-                if progress is not False:
-                    progress.close()
-                tmp.unlink(missing_ok=True)
-        failures.append(f"{url}: {error}" + (f" ({tries} tries)" if tries > 1 else ""))
-    raise _DownloadFailed(failures)
-
-
-def _not_found_message(
-    dataset: str,
-    filename: str,
-    looked: Sequence[str],
-    download_note: str,
-    failures: Sequence[str] = (),
-) -> str:
-    lines = [f"Could not get the {dataset} file {filename}.gz (or {filename})."]
-    if looked:
-        lines.append("Looked in:")
-        lines += [f"  - {entry}" for entry in looked]
-    lines.append(download_note)
-    lines += [f"  - {failure}" for failure in failures]
-    cache = default_cache_dir() / dataset
-    lines += [
-        "To provide the files, do one of:",
-        f"  - pass data_dir=FOLDER, a folder holding {dataset}/ (or the files themselves);",
-        f"  - set {ENV_DATA}=FOLDER, a folder holding mnist/ and fashion-mnist/ with the gzip"
-        " IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
-        " t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz);",
-        f"  - set {ENV_MIRROR}=URL, a reachable mirror serving URL/{dataset}/<file>.gz;",
-        f"  - or copy the files into the cache folder {cache}.",
-    ]
-    return "\n".join(lines)
-
-
-def _obtain(
-    dataset: str,
-    filename: str,
-    data_dir: str | os.PathLike[str] | None,
-    *,
-    download: bool,
+    looked: list[str],
     progressbar: bool | None,
     timeout: float | None,
     retries: int | None,
-) -> tuple[Path, bytes]:
-    _check_known(dataset, filename)
-    looked: list[str] = []
-    env_noted = bool(os.environ.get(ENV_DATA))
-    for folder, origin in search_locations(dataset, data_dir):
-        if not env_noted and origin != "data_dir":
-            looked.append(f"(${ENV_DATA} is not set)")
-            env_noted = True
-        found = False
-        for candidate in (folder / (filename + ".gz"), folder / filename):
-            if not candidate.is_file():
-                continue
-            found = True
-            try:
-                return candidate, _read_local(candidate, dataset, filename)
-            except (VerificationError, OSError) as exc:
-                why = "failed verification" if isinstance(exc, VerificationError) else "unreadable"
-                message = f"{candidate} {why} and is not used: {exc}"
-                warnings.warn(message, UserWarning, stacklevel=2)
-                looked.append(f"{candidate} ({origin}): rejected, {exc}")
-        if not found:
-            looked.append(f"{folder} ({origin}): not there")
-    if not download:
-        note = "Downloading was disabled (download=False)."
-        raise DatasetNotFoundError(_not_found_message(dataset, filename, looked, note))
+) -> bytes:
+    """Download a file into the cache from the first mirror that serves a good copy."""
     timeout = float(_setting(timeout, ENV_TIMEOUT, DEFAULT_TIMEOUT, float))
     retries = int(_setting(retries, ENV_RETRIES, DEFAULT_RETRIES, int))
     if progressbar is None:
         progressbar = sys.stderr is not None and sys.stderr.isatty()
-    dest = default_cache_dir() / dataset
-    try:
-        return _download(
-            dataset, filename, dest, progressbar=progressbar, timeout=timeout, retries=retries
-        )
-    except _DownloadFailed as exc:
-        message = _not_found_message(dataset, filename, looked, "Downloading failed:", exc.failures)
-        raise DatasetNotFoundError(message) from None
+    key, failures = f"{dataset}/{filename}.gz", ["Downloading failed:"]
+    for url in _mirror_urls(dataset, filename + ".gz"):
+        cache = _cache({key: url}, retries)
+        try:
+            (cache.abspath / key).unlink(missing_ok=True)  # it failed verification
+            downloader = _verifying_downloader(url, dataset, filename, timeout, progressbar)
+            return _read_verified(Path(cache.fetch(key, downloader=downloader)), dataset, filename)
+        except _Rejected as exc:
+            failures.append(f"  - {url}: {exc}")
+        except (OSError, ValueError) as exc:
+            failures.append(f"  - {url}: {type(exc).__name__}: {exc}")
+    note = "\n".join(failures)
+    raise DatasetNotFoundError(_not_found_message(dataset, filename, looked, note))
 
 
 def fetch_idx(
@@ -509,93 +366,19 @@ def fetch_idx(
         If no good copy is found and downloading is disabled or fails; the message
         says where it looked and how to provide the files.
     """
-    return _obtain(
-        dataset,
-        filename,
-        data_dir,
-        download=download,
-        progressbar=progressbar,
-        timeout=timeout,
-        retries=retries,
-    )[1]
-
-
-def fetch_file(
-    dataset: str,
-    filename: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    progressbar: bool | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-) -> Path:
-    """Return the path of a verified local copy of one IDX file, downloading it if needed.
-
-    Parameters are those of :func:`fetch_idx`.
-
-    Returns
-    -------
-    Path
-        The file (``.gz`` or uncompressed) whose decompressed content was verified.
-    """
-    return _obtain(
-        dataset,
-        filename,
-        data_dir,
-        download=download,
-        progressbar=progressbar,
-        timeout=timeout,
-        retries=retries,
-    )[0]
-
-
-def download_file(
-    dataset: str,
-    filename: str,
-    cache_dir: str | os.PathLike[str] | None = None,
-    *,
-    progressbar: bool | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-) -> Path:
-    """Download one IDX file into the cache, even if a copy exists elsewhere.
-
-    Parameters
-    ----------
-    dataset : str
-        ``"mnist"`` or ``"fashion-mnist"``.
-    filename : str
-        IDX file name without ``.gz``.
-    cache_dir : path-like, optional
-        Cache root (default :func:`default_cache_dir`); the file goes to
-        ``cache_dir/<dataset>/``.
-    progressbar, timeout, retries
-        As in :func:`fetch_idx`.
-
-    Returns
-    -------
-    Path
-        The verified file in the cache.
-
-    Raises
-    ------
-    DatasetNotFoundError
-        If every mirror fails.
-    """
     _check_known(dataset, filename)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    if progressbar is None:
-        progressbar = sys.stderr is not None and sys.stderr.isatty()
-    try:
-        return _download(
-            dataset,
-            filename,
-            root / dataset,
-            progressbar=progressbar,
-            timeout=float(_setting(timeout, ENV_TIMEOUT, DEFAULT_TIMEOUT, float)),
-            retries=int(_setting(retries, ENV_RETRIES, DEFAULT_RETRIES, int)),
-        )[0]
-    except _DownloadFailed as exc:
-        message = _not_found_message(dataset, filename, [], "Downloading failed:", exc.failures)
-        raise DatasetNotFoundError(message) from None
+    looked = [] if os.environ.get(ENV_DATA) else [f"(${ENV_DATA} is not set)"]
+    for folder, origin in search_locations(dataset, data_dir):
+        found = [p for p in (folder / f"{filename}.gz", folder / filename) if p.is_file()]
+        looked += [] if found else [f"{folder} ({origin}): not there"]
+        for candidate in found:
+            try:
+                return _read_verified(candidate, dataset, filename)
+            except (VerificationError, OSError) as exc:
+                why = "failed verification" if isinstance(exc, VerificationError) else "unreadable"
+                warnings.warn(f"{candidate} {why} and is not used: {exc}", stacklevel=2)
+                looked.append(f"{candidate} ({origin}): rejected, {exc}")
+    if not download:
+        note = "Downloading was disabled (download=False)."
+        raise DatasetNotFoundError(_not_found_message(dataset, filename, looked, note))
+    return _download(dataset, filename, looked, progressbar, timeout, retries)
