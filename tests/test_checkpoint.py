@@ -97,7 +97,7 @@ from neural_kmeans.io.checkpoint import FitInterrupted
 
 mode, folder, out = sys.argv[1:4]
 X = load_digits().images[:600].astype(np.float32) / 16
-params = dict(n_clusters=10, network="cnn", init="random", max_iter=5, random_state=3)
+params = dict(n_clusters=10, network="cnn", init="random", n_init=1, max_iter=5, random_state=3)
 if mode == "interrupted":
     def slow(state):
         time.sleep(0.3)
@@ -152,7 +152,7 @@ def test_sigint_to_a_running_fit_then_resume_in_a_new_process(tmp_path):
 
 
 def test_resume_from_the_checkpoint_alone(digits, tmp_path):
-    params = {"n_clusters": 6, "network": "mlp", "init": "random", "max_iter": 4}
+    params = {"n_clusters": 6, "network": "mlp", "init": "random", "n_init": 1, "max_iter": 4}
     reference = NeuralKMeans(**params, random_state=1).fit(digits)
     with pytest.raises(FitInterrupted):
         NeuralKMeans(**params, random_state=1, checkpoint_dir=tmp_path, callbacks=signal_at(1)).fit(

@@ -242,7 +242,7 @@ def test_run_with_mnist_scores_the_test_split(
         ["run", "--clusters", "100000"],
         ["run", "--max-iter", "many"],
         ["run", "--learning-rate", "-1"],
-        ["run", "--tol", "2"],
+        ["run", "--tol", "-2"],
         ["run", "--network", "resnet"],
         ["run", "--dataset", "moons", "--network", "cnn"],
         ["run", "--device", "tpu9"],

@@ -37,7 +37,7 @@ def test_nearest_centroid_equals_sklearn_lloyd(seed, data, blobs):
         X = np.random.default_rng(seed).normal(size=(2000, 5))
     rng = np.random.default_rng(seed)
     init = X[rng.choice(len(X), 6, replace=False)]
-    ours = NeuralKMeans(6, network="nearest-centroid", init=init, max_iter=300).fit(X)
+    ours = NeuralKMeans(6, network="nearest-centroid", init=init, max_iter=300, tol=0).fit(X)
     ref = KMeans(6, init=init, n_init=1, algorithm="lloyd", max_iter=300, tol=0).fit(X)
     # float64 data is clustered in float64: both sum up to n terms in another order, so
     # the centres agree to n ulps of the data's scale; equal labels rely on no sample
@@ -159,9 +159,11 @@ def test_torch_input_gives_torch_output(digits_images):
     labels = model.fit_predict(tensor)
     assert isinstance(labels, torch.Tensor)
     np.testing.assert_array_equal(labels.numpy(), model.labels_)
-    probs = model.transform(tensor)
+    probs = model.predict_proba(tensor)
     assert isinstance(probs, torch.Tensor) and probs.shape == (len(X), 10)
     torch.testing.assert_close(probs.sum(1), torch.ones(len(X)))
+    distances = model.transform(tensor)
+    assert isinstance(distances, torch.Tensor) and distances.shape == (len(X), 10)
     np.testing.assert_array_equal(model.predict(X), model.labels_)
 
 

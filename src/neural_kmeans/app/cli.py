@@ -78,8 +78,12 @@ def _positive_float(text: str) -> float:
     )
 
 
-def _fraction(text: str) -> float:
-    return _number(text, float, lambda value: 0.0 <= value <= 1.0, "a number in [0, 1]")
+def _non_negative_float(text: str) -> float:
+    return _number(text, float, lambda value: value >= 0 and math.isfinite(value), "a number >= 0")
+
+
+def _n_init(text: str) -> str | int:
+    return "auto" if text == "auto" else _number(text, int, lambda v: v >= 1, "auto or N >= 1")
 
 
 # --------------------------------------------------------------------------- the parser
@@ -157,7 +161,12 @@ def _add_model_options(
         help="first centroids: K distinct random samples, or k-means++ seeding",
     )
     group.add_argument(
-        "--max-iter", type=_positive_int, default=20, metavar="N", help="most iterations"
+        "--max-iter",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="most iterations (default: 300 for nearest-centroid, as K-means; 20 for the "
+        "trained networks, as the notebook)",
     )
     group.add_argument(
         "--steps-per-iter",
@@ -175,10 +184,19 @@ def _add_model_options(
     )
     group.add_argument(
         "--tol",
-        type=_fraction,
-        default=0.0,
-        metavar="FRACTION",
-        help="stop when at most this fraction of the samples changed cluster",
+        type=_non_negative_float,
+        default=1e-4,
+        metavar="TOL",
+        help="stop when no label changes, or when the centroids' squared moves add up to at "
+        "most TOL times the data's mean variance per feature (scikit-learn's test)",
+    )
+    group.add_argument(
+        "--n-init",
+        type=_n_init,
+        default="auto",
+        metavar="N",
+        help="runs from different first centroids, the lowest inertia kept; auto: 1 for "
+        "k-means++, 10 for random (as scikit-learn)",
     )
     group.add_argument(
         "--batch-size",

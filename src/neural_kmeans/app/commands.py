@@ -64,6 +64,7 @@ def _neural_config(args: argparse.Namespace, **overrides: Any) -> ex.NeuralConfi
         "steps_per_iter": args.steps_per_iter,
         "learning_rate": args.learning_rate,
         "tol": args.tol,
+        "n_init": args.n_init,
         "batch_size": args.batch_size,
         "device": check_device(args.device),
         "features": getattr(args, "features", "pixels"),
@@ -193,6 +194,7 @@ def cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
         return 0
     settings = {
         **config.as_dict(),
+        "max_iter": ex.max_iterations(config),
         "network_resolved": LEARNED_NETWORK
         if config.features == "learned"
         else _network_name(args.network, data),

@@ -54,10 +54,11 @@ class NeuralConfig:
 
     network: str = "auto"
     init: str = "k-means++"
-    max_iter: int = 20
+    max_iter: int | None = None
     steps_per_iter: int = 10
     learning_rate: float | None = None
-    tol: float = 0.0
+    tol: float = 1e-4
+    n_init: str | int = "auto"
     batch_size: int | None = None
     device: str = "auto"
     features: str = "pixels"
@@ -159,6 +160,7 @@ def _estimator(
         learning_rate=config.learning_rate,
         max_iter=config.max_iter,
         tol=config.tol,
+        n_init=config.n_init,
         batch_size=config.batch_size,
         device=config.device,
         features=config.features,
@@ -224,11 +226,13 @@ def fit_neural(
     )
 
 
-def fit_kmeans(data: DataSplit, n_clusters: int, seed: int, max_iter: int) -> MethodRun:
+def fit_kmeans(
+    data: DataSplit, n_clusters: int, seed: int, max_iter: int, tol: float = 1e-4
+) -> MethodRun:
     """Fit scikit-learn's ``KMeans(n_init=1)`` on the same (scaled, flat) samples and score it."""
     from sklearn.cluster import KMeans
 
-    model = KMeans(n_clusters=n_clusters, n_init=1, max_iter=max_iter, random_state=seed)
+    model = KMeans(n_clusters, n_init=1, max_iter=max_iter, tol=tol, random_state=seed)
     rows = data.rows("train")
     started = time.perf_counter()
     model.fit(rows)
@@ -315,14 +319,14 @@ def fit_method(
     label = f"{method} K={n_clusters} seed={seed}"
     if method == KMEANS:
         reporter.start_fit(label, 0)
-        run = fit_kmeans(data, n_clusters, seed, kmeans_max_iter)
+        run = fit_kmeans(data, n_clusters, seed, kmeans_max_iter, config.tol)
     elif method == NEURAL or method.startswith(f"{NEURAL}:"):
         if method == LEARNED:
             config = NeuralConfig(**{**config.as_dict(), "features": "learned"})
         elif ":" in method:
             network = method.split(":", 1)[1]
             config = NeuralConfig(**{**config.as_dict(), "network": network, "features": "pixels"})
-        callback = reporter.start_fit(label, _max_iter(config))
+        callback = reporter.start_fit(label, max_iterations(config))
         run = fit_neural(
             data,
             n_clusters,
@@ -338,13 +342,15 @@ def fit_method(
     return run
 
 
-def _max_iter(config: NeuralConfig) -> int:
+def max_iterations(config: NeuralConfig) -> int:
     """The most iterations a fit with ``config`` may run (for progress bars)."""
     if config.features == "learned":
         from neural_kmeans.representation.self_labelling import LearnedParams
 
         return LearnedParams().max_iter
-    return config.max_iter
+    if config.max_iter is not None:
+        return config.max_iter
+    return 300 if config.network == "nearest-centroid" else 20
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:

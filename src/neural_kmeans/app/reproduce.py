@@ -62,7 +62,9 @@ def reproduce_protocol(
     if clusters:
         for k in clusters:
             resolve_clusters(data, k)
-    base = NeuralConfig(network="cnn", init="random", max_iter=max_iter, device=device)
+    base = NeuralConfig(
+        network="cnn", init="random", n_init=1, max_iter=max_iter, tol=0.0, device=device
+    )
     configs = {
         name: NeuralConfig(**{**base.as_dict(), "steps_per_iter": steps})
         for name, steps in REPRODUCE_VARIANTS.items()

@@ -132,6 +132,7 @@ def trace_2d(
     model = _estimator(
         n_clusters, seed, config, init=init, record_centroids=True, callbacks=[trace, *callbacks]
     )
+    model.set_params(n_init=1)  # one run, drawn frame by frame
     model.fit(x)
     model.callbacks = None
     centroids = [np.asarray(model.initial_centers_)]

@@ -25,15 +25,18 @@ class Assignment:
     Attributes
     ----------
     labels : torch.Tensor of shape (n,), int64, on the CPU
-    sums : torch.Tensor of shape (K, d), float64 — per-cluster sums of the samples
+    sums : torch.Tensor of shape (K, d), float64 — per-cluster (weighted) sums of the samples
     counts : torch.Tensor of shape (K,), int64 — per-cluster sizes
-    squared_norm : float — sum over samples of ``||x||²`` (for the inertia)
+    squared_norm : float — (weighted) sum over samples of ``||x||²`` (for the inertia)
+    weights : torch.Tensor of shape (K,), float64 — per-cluster sums of the sample
+        weights (the sizes, as floats, when the samples are not weighted)
     """
 
     labels: torch.Tensor
     sums: torch.Tensor
     counts: torch.Tensor
     squared_norm: float
+    weights: torch.Tensor
 
 
 def fold_standardization(network: nn.Module) -> nn.Module | None:
@@ -125,20 +128,13 @@ def assign_and_accumulate(
     rows), added to float64 totals, in the same pass as the labels.
     """
     stop = samples.n_samples if stop is None else stop
-    device = samples.device
     labels = torch.empty(stop - start, dtype=torch.int64)
-    sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
-    counts = torch.zeros(n_clusters, dtype=torch.int64, device=device)
-    squared_norm = torch.zeros((), dtype=torch.float64, device=device)
+    totals = _Totals(samples, n_clusters)
     for offset, rows, logits in network_outputs(network, samples, batch_size, start, stop):
         batch_labels = logits.argmax(dim=1)
-        one_hot = torch.zeros(rows.shape[0], n_clusters, dtype=rows.dtype, device=device)
-        one_hot.scatter_(1, batch_labels.unsqueeze(1), 1.0)
-        sums += (one_hot.T @ rows).double()
-        counts += one_hot.sum(dim=0).to(torch.int64)
-        squared_norm += torch.linalg.vector_norm(rows).double() ** 2
+        totals.add(offset, rows, batch_labels)
         labels[offset - start : offset - start + rows.shape[0]] = batch_labels.cpu()
-    return Assignment(labels, sums, counts, float(squared_norm))
+    return totals.assignment(labels)
 
 
 def accumulate_labels(
@@ -146,12 +142,37 @@ def accumulate_labels(
 ) -> Assignment:
     """Per-cluster sums, counts and the squared norm of the samples for given ``labels``
     (n,) int64: what :func:`assign_and_accumulate` gives, without a network."""
-    device = samples.device
-    sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
-    squared_norm = torch.zeros((), dtype=torch.float64, device=device)
+    totals = _Totals(samples, n_clusters)
     for offset, rows in samples(batch_size):
-        batch_labels = labels[offset : offset + rows.shape[0]].to(device)
-        sums.index_add_(0, batch_labels, rows.double())
-        squared_norm += torch.linalg.vector_norm(rows).double() ** 2
-    counts = torch.bincount(labels, minlength=n_clusters).to(device)
-    return Assignment(labels, sums, counts, float(squared_norm))
+        totals.add(offset, rows, labels[offset : offset + rows.shape[0]].to(samples.device))
+    return totals.assignment(labels)
+
+
+class _Totals:
+    """Running per-cluster sums of one pass: one small matrix product per batch (the
+    one-hot labels, times the weights, times the rows), added to float64 totals."""
+
+    def __init__(self, samples: SampleBatches, n_clusters: int) -> None:
+        device, self.samples, self.n_clusters = samples.device, samples, n_clusters
+        self.sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(n_clusters, dtype=torch.int64, device=device)
+        self.weights = torch.zeros(n_clusters, dtype=torch.float64, device=device)
+        self.squared_norm = torch.zeros((), dtype=torch.float64, device=device)
+
+    def add(self, offset: int, rows: torch.Tensor, labels: torch.Tensor) -> None:
+        one_hot = torch.zeros(rows.shape[0], self.n_clusters, dtype=rows.dtype, device=rows.device)
+        one_hot.scatter_(1, labels.unsqueeze(1), 1.0)
+        self.counts += one_hot.sum(dim=0).to(torch.int64)
+        weights = self.samples.weight_batch(offset, offset + rows.shape[0], rows.dtype)
+        if weights is None:
+            self.sums += (one_hot.T @ rows).double()
+            self.squared_norm += torch.linalg.vector_norm(rows).double() ** 2
+            return
+        weighted = one_hot * weights.unsqueeze(1)
+        self.sums += (weighted.T @ rows).double()
+        self.weights += weighted.double().sum(dim=0)
+        self.squared_norm += (weights.double() * (rows.double() ** 2).sum(dim=1)).sum()
+
+    def assignment(self, labels: torch.Tensor) -> Assignment:
+        weights = self.counts.double() if self.samples.weights is None else self.weights
+        return Assignment(labels, self.sums, self.counts, float(self.squared_norm), weights)

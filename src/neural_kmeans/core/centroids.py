@@ -1,107 +1,140 @@
-"""Step 4: move each centroid to the mean of its members, repairing empty clusters."""
+"""Step 4: move each centroid to the (weighted) mean of its members, as scikit-learn does.
+
+An empty cluster (no member, or members of weight 0) takes the sample farthest from
+its *previous* centroid, which leaves its own cluster; nothing moves when every sample
+sits on its centroid; a cluster still empty then sits on the heaviest cluster's
+centroid. These are ``sklearn.cluster.KMeans``'s rules, so the nearest-centroid
+network reproduces its fits exactly.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from neural_kmeans.core.assignment import Assignment
 from neural_kmeans.core.samples import SampleBatches
 
 if TYPE_CHECKING:
-    from neural_kmeans.core.loop import LoopState
+    from neural_kmeans.core.state import LoopState
 
 
 def centroid_means(
-    sums: torch.Tensor, counts: torch.Tensor, previous: torch.Tensor
+    sums: torch.Tensor, weights: torch.Tensor, previous: torch.Tensor
 ) -> torch.Tensor:
-    """Means of the clusters, shape (K, d): ``sums[k] / counts[k]``.
-
-    An empty cluster keeps its previous centroid here; :func:`repair_empty_clusters`
-    then moves it. No NaN is ever produced.
-    """
-    safe = counts.clamp(min=1).to(sums.dtype).unsqueeze(1)
-    means = sums / safe
-    empty = counts == 0
+    """Means of the clusters, shape (K, d): ``sums[k] / weights[k]`` (scikit-learn's
+    product with the reciprocal). An empty cluster keeps its ``previous`` centroid."""
+    safe = torch.where(weights > 0, weights, torch.ones_like(weights)).to(sums.dtype)
+    means = sums * (1.0 / safe).unsqueeze(1)
+    empty = weights <= 0
     if bool(empty.any()):
         means[empty] = previous[empty].to(means.dtype)
     return means
 
 
 def squared_distances_to_assigned(
-    samples: SampleBatches, labels: torch.Tensor, centroids: torch.Tensor, batch_size: int
+    samples: SampleBatches,
+    labels: torch.Tensor,
+    centroids: torch.Tensor,
+    batch_size: int,
+    start: int = 0,
+    stop: int | None = None,
 ) -> torch.Tensor:
-    """``||x_i - c_{labels_i}||²`` for every sample, shape (n,) float64 on the CPU."""
-    out = torch.empty(samples.n_samples, dtype=torch.float64)
-    for offset, rows in samples(batch_size):
-        stop = offset + rows.shape[0]
-        assigned = centroids[labels[offset:stop].to(centroids.device)].to(rows.dtype)
-        out[offset:stop] = ((rows - assigned) ** 2).sum(dim=1).double().cpu()
+    """``||x_i - c_{labels_i}||²`` for the samples ``start:stop``, float64 on the CPU
+    (``labels`` holds every sample's label)."""
+    stop = samples.n_samples if stop is None else stop
+    out = torch.empty(stop - start, dtype=torch.float64)
+    for offset, rows in samples(batch_size, start, stop):
+        end = offset + rows.shape[0]
+        assigned = centroids[labels[offset:end].to(centroids.device)]
+        distances = ((rows.double() - assigned.double()) ** 2).sum(dim=1)
+        out[offset - start : end - start] = distances.cpu()
     return out
 
 
-def repair_empty_clusters(
+def inertia(
     samples: SampleBatches,
     labels: torch.Tensor,
-    sums: torch.Tensor,
-    counts: torch.Tensor,
     centroids: torch.Tensor,
     batch_size: int,
-) -> list[int]:
-    """Move each empty cluster's centroid onto a sample far from its own centroid.
-
-    As scikit-learn does: the samples farthest from their assigned centroids become
-    the empty clusters' centroids, and each donor cluster's centroid is recomputed
-    without that sample. ``sums``, ``counts`` and ``centroids`` (K, d) are updated in
-    place; labels are left as the network gave them. Returns the repaired clusters.
-    """
-    empty = torch.nonzero(counts == 0).flatten().tolist()
-    if not empty:
-        return []
-    distances = squared_distances_to_assigned(samples, labels, centroids, batch_size)
-    farthest = torch.argsort(distances, descending=True)[: len(empty)].tolist()
-    for cluster, index in zip(empty, farthest, strict=False):
-        row = samples.flat_batch(index, index + 1)[0].to(sums)
-        donor = int(labels[index])
-        centroids[cluster] = row.to(centroids.dtype)
-        sums[cluster] = row
-        counts[cluster] = 1
-        if counts[donor] > 1:
-            sums[donor] -= row
-            counts[donor] -= 1
-            centroids[donor] = (sums[donor] / counts[donor]).to(centroids.dtype)
-    return empty
+    start: int = 0,
+    stop: int | None = None,
+) -> float:
+    """Sum of the (weighted) squared distances of the samples ``start:stop`` to their
+    centroids."""
+    distances = squared_distances_to_assigned(samples, labels, centroids, batch_size, start, stop)
+    if samples.weights is not None:
+        distances = distances * torch.from_numpy(samples.weights[start : start + len(distances)])
+    return float(distances.sum())
 
 
 def inertia_from_sums(assignment: Assignment, means: torch.Tensor) -> float:
-    """Sum of ``||x - mean_label||²`` from one pass's sums, when ``means`` are the
-    clusters' own means: ``sum ||x||² - sum_k ||S_k||² / n_k``."""
-    counts = assignment.counts.clamp(min=1).double()
-    between = ((assignment.sums**2).sum(dim=1) / counts).sum()
+    """The inertia from one pass's sums, when ``means`` are the clusters' own means:
+    ``sum w ||x||² - sum_k ||S_k||² / W_k`` (no second pass over the data)."""
+    weights = torch.where(
+        assignment.weights > 0, assignment.weights, torch.ones_like(assignment.weights)
+    )
+    between = ((assignment.sums**2).sum(dim=1) / weights.double()).sum()
     return max(float(assignment.squared_norm - between), 0.0)
+
+
+def relocate_empty_clusters(
+    samples: SampleBatches,
+    assignment: Assignment,
+    previous: torch.Tensor,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """scikit-learn's relocation, on the sums: each empty cluster takes one of the
+    samples farthest from their previous centroids (``numpy.argpartition``'s order, as
+    scikit-learn), which leaves its cluster's sum. Returns the new sums, weights and
+    the relocated clusters."""
+    sums, weights = assignment.sums.clone(), assignment.weights.clone()
+    empty = torch.nonzero(weights == 0).flatten().tolist()
+    if not empty:
+        return sums, weights, []
+    distances = squared_distances_to_assigned(samples, assignment.labels, previous, batch_size)
+    distances = distances.numpy()
+    if distances.max() == 0:  # more clusters than distinct samples: nothing to move
+        return sums, weights, []
+    farthest = np.argpartition(distances, -len(empty))[: -len(empty) - 1 : -1]
+    for cluster, index in zip(empty, farthest.tolist(), strict=True):
+        weight = 1.0 if samples.weights is None else float(samples.weights[index])
+        row = samples.flat_batch(index, index + 1)[0].to(sums) * weight
+        donor = int(assignment.labels[index])
+        sums[donor] -= row
+        sums[cluster] = row
+        weights[cluster] = weight
+        weights[donor] -= weight
+    return sums, weights, empty
+
+
+def average_centers(sums: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The weighted means; a cluster still empty sits on the heaviest cluster's mean."""
+    means = centroid_means(sums, weights, torch.zeros_like(sums))
+    empty = weights <= 0
+    if bool(empty.any()):
+        means[empty] = means[int(torch.argmax(weights))].clone()
+    return means
 
 
 @dataclass(frozen=True)
 class InputSpace:
     """Step 4 of ``features="pixels"``: the centroids live in the samples' own space and
-    move to their members' means; an empty cluster takes a far sample (scikit-learn's
-    repair)."""
+    move to their members' (weighted) means, empty clusters relocated as scikit-learn
+    does."""
 
     def __call__(
         self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
     ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
-        sums, counts = assignment.sums, assignment.counts
-        centroids = centroid_means(sums, counts, state.centroids)
-        repaired = repair_empty_clusters(
-            samples, assignment.labels, sums, counts, centroids, batch_size
+        sums, weights, relocated = relocate_empty_clusters(
+            samples, assignment, state.centroids, batch_size
         )
-        if repaired:
-            distances = squared_distances_to_assigned(
-                samples, assignment.labels, centroids, batch_size
-            )
-            inertia = float(distances.sum())
+        centroids = average_centers(sums, weights)
+        if relocated:
+            value = inertia(samples, assignment.labels, centroids, batch_size)
         else:
-            inertia = inertia_from_sums(assignment, centroids)
-        return centroids, centroids, inertia, repaired
+            value = inertia_from_sums(assignment, centroids)
+        return centroids, centroids, value, relocated

@@ -70,6 +70,17 @@ def shard_bounds(n_samples: int, rank: int, size: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
+def sum_over_processes(value: float) -> float:
+    """``value`` summed over the process group's processes (itself when alone)."""
+    if not is_distributed():
+        return value
+    total = torch.tensor(
+        [value], dtype=torch.float64, device=_communication_device(torch.device("cpu"))
+    )
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total.item())
+
+
 def _communication_device(default: torch.device) -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -95,8 +106,9 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
     device = _communication_device(local.sums.device)
     sums = local.sums.to(device)
     counts = local.counts.to(device)
+    weights = local.weights.to(device)
     norm = torch.tensor([local.squared_norm], dtype=torch.float64, device=device)
-    for tensor in (sums, counts, norm):
+    for tensor in (sums, counts, weights, norm):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     bounds = [shard_bounds(n_samples, r, size) for r in range(size)]
     padded = torch.full((bounds[0][1],), -1, dtype=torch.int64, device=device)
@@ -111,4 +123,5 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
         sums=sums.to(local.sums.device),
         counts=counts.to(local.counts.device),
         squared_norm=float(norm.item()),
+        weights=weights.to(local.weights.device),
     )

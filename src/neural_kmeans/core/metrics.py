@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (
@@ -56,3 +58,10 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "rand": float(rand_score(y_true, y_pred)),
         "purity": purity(y_true, y_pred),
     }
+
+
+def same_clustering(first: Any, second: Any) -> bool:
+    """Whether two labelings are the same partition (the labels renamed one to one)."""
+    first, second = np.asarray(first).ravel(), np.asarray(second).ravel()
+    pairs = np.unique(np.stack([first, second]), axis=1)
+    return pairs.shape[1] == np.unique(first).size == np.unique(second).size

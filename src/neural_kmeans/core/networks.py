@@ -83,7 +83,10 @@ class NearestCentroidNetwork(nn.Module):
 
     With weights ``2 c_k`` and biases ``-||c_k||²`` the logit of cluster k is
     ``||x||² - ||x - c_k||²``, so the arg-max is the nearest centroid and the loop
-    becomes Lloyd's algorithm. It is set from the centroids, never trained.
+    becomes Lloyd's algorithm. It is set from the centroids, never trained. Samples and
+    centroids are first moved by ``offset`` (the data's mean, as scikit-learn's
+    ``KMeans`` centres its data), which keeps the products small and their rounding
+    the same as scikit-learn's.
     """
 
     def __init__(self, input_shape: tuple[int, ...], n_clusters: int) -> None:
@@ -91,15 +94,16 @@ class NearestCentroidNetwork(nn.Module):
         n_features = math.prod(input_shape)
         self.linear = nn.Linear(n_features, n_clusters)
         self.linear.requires_grad_(False)
+        self.register_buffer("offset", torch.zeros(n_features))
 
     def set_centroids(self, centroids: torch.Tensor) -> None:
         """Load ``centroids`` of shape (K, d) into the layer's weights and biases."""
-        flat = centroids.reshape(centroids.shape[0], -1).to(self.linear.weight)
+        flat = centroids.reshape(centroids.shape[0], -1).to(self.linear.weight) - self.offset
         self.linear.weight.copy_(2.0 * flat)
         self.linear.bias.copy_(-(flat * flat).sum(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.reshape(x.shape[0], -1))
+        return self.linear(x.reshape(x.shape[0], -1) - self.offset)
 
 
 class Standardize(nn.Module):

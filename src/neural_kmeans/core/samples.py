@@ -1,11 +1,20 @@
-"""Batches of samples for the network: the data is read in place, never copied whole."""
+"""The samples as the loop reads them: batches of float rows, never a copy of the whole data.
+
+Dense arrays (memory-mapped ones included) and scipy sparse rows (CSR) are read a
+batch at a time; uint8 data is scaled to [0, 1] per batch; optional per-sample
+weights travel with the rows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import numpy as np
+import scipy.sparse
 import torch
+
+#: Sparse rows are made dense a batch at a time, of at most this many values.
+SPARSE_BATCH_VALUES = 1 << 24
 
 
 class SampleBatches:
@@ -13,29 +22,34 @@ class SampleBatches:
 
     Parameters
     ----------
-    X : numpy.ndarray of shape (n, ...)
-        The samples (memory-mapped arrays work: rows are read batch by batch).
-        uint8 data is scaled to [0, 1] per batch.
+    X : numpy.ndarray of shape (n, ...) or scipy sparse matrix or array of shape (n, d)
+        The samples (memory-mapped arrays work: rows are read batch by batch; sparse
+        rows are made dense a batch at a time). uint8 data is scaled to [0, 1] per batch.
     input_shape : tuple
         One sample's shape as the network takes it: (c, h, w) or (d,).
     dtype : torch.dtype
         Floating type of the batches.
     device : torch.device
         Where the batches go.
+    weights : numpy.ndarray of shape (n,), optional
+        Non-negative weight of each sample (``sample_weight``); None weighs all alike.
     """
 
     def __init__(
         self,
-        X: np.ndarray,
+        X: np.ndarray | scipy.sparse.sparray,
         input_shape: tuple[int, ...],
         dtype: torch.dtype,
         device: torch.device,
+        weights: np.ndarray | None = None,
     ) -> None:
-        self.flat = X.reshape(X.shape[0], -1)
+        self.sparse = scipy.sparse.issparse(X)
+        self.flat = scipy.sparse.csr_array(X) if self.sparse else X.reshape(X.shape[0], -1)
         self.input_shape = tuple(input_shape)
         self.dtype = dtype
         self.device = device
         self.scale = 1.0 / 255.0 if X.dtype == np.uint8 else 1.0
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
 
     @property
     def n_samples(self) -> int:
@@ -55,8 +69,16 @@ class SampleBatches:
         index = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
         return self._to_tensor(self.flat[index])
 
+    def weight_batch(self, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """The weights of rows ``start:stop`` (b,) on the device, or None when unweighted."""
+        if self.weights is None:
+            return None
+        return torch.as_tensor(self.weights[start:stop], dtype=dtype, device=self.device)
+
     def _to_tensor(self, rows: np.ndarray) -> torch.Tensor:
-        if not (rows.flags.c_contiguous and rows.flags.writeable):
+        if self.sparse:
+            rows = rows.toarray()
+        elif not (rows.flags.c_contiguous and rows.flags.writeable):
             rows = np.array(rows)  # one batch: read-only or strided data is copied here
         chunk = torch.from_numpy(rows)
         chunk = chunk.to(self.device, non_blocking=True).to(self.dtype)
@@ -71,20 +93,52 @@ class SampleBatches:
     def __call__(
         self, batch_size: int, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(offset, rows)`` with rows a (b, d) float tensor, for ``start:stop``."""
+        """Yield ``(offset, rows)`` with rows a (b, d) float tensor, for ``start:stop``
+        (sparse rows in dense batches of at most :data:`SPARSE_BATCH_VALUES` values)."""
         stop = self.n_samples if stop is None else stop
+        if self.sparse:
+            batch_size = max(1, min(batch_size, SPARSE_BATCH_VALUES // self.n_features))
         for offset in range(start, stop, batch_size):
             yield offset, self.flat_batch(offset, min(offset + batch_size, stop))
 
+    def centring_offset(self, batch_size: int) -> torch.Tensor:
+        """The mean sample (d,) that scikit-learn's ``KMeans`` subtracts from dense data:
+        numpy's mean of the scaled rows in memory (the same bits), the batches' mean for
+        a memory-mapped array; zero for sparse rows, which ``KMeans`` does not centre."""
+        if self.sparse:
+            return torch.zeros(self.n_features, dtype=torch.float64)
+        if isinstance(self.flat, np.memmap):
+            return self.moments(batch_size, weighted=False)[0].cpu()
+        dtype = np.float64 if self.flat.dtype == np.float64 else np.float32
+        rows = np.asarray(self.flat, dtype=dtype)
+        if self.scale != 1.0:
+            rows = rows * dtype(self.scale)
+        return torch.from_numpy(rows.mean(axis=0).astype(np.float64))
+
     def mean_and_scale(self, batch_size: int) -> tuple[torch.Tensor, float]:
-        """Per-feature mean (d,) and the root-mean-square distance to it (a scalar)."""
+        """Per-feature (weighted) mean (d,) and the root-mean-square distance to it (a
+        scalar): what a fixed standardisation layer needs."""
+        mean, variance = self.moments(batch_size)
+        scale = variance**0.5
+        return mean.to(self.dtype), scale if scale > 0 else 1.0
+
+    def moments(self, batch_size: int, *, weighted: bool = True) -> tuple[torch.Tensor, float]:
+        """The per-feature mean (d,) float64 and the total variance (the sum over features
+        of each feature's variance), weighted by the samples' weights when ``weighted``."""
         total = torch.zeros(self.n_features, dtype=torch.float64, device=self.device)
         squares = torch.zeros((), dtype=torch.float64, device=self.device)
-        for _, rows in self(batch_size):
+        mass = 0.0
+        for offset, rows in self(batch_size):
             rows64 = rows.double()
-            total += rows64.sum(dim=0)
-            squares += (rows64 * rows64).sum()
-        mean = total / self.n_samples
-        variance = squares / self.n_samples - (mean * mean).sum()
-        scale = float(variance.clamp(min=0).sqrt())
-        return mean.to(self.dtype), scale if scale > 0 else 1.0
+            weights = self.weight_batch(offset, offset + rows.shape[0], torch.float64)
+            if weights is None or not weighted:
+                total += rows64.sum(dim=0)
+                squares += (rows64 * rows64).sum()
+                mass += rows.shape[0]
+            else:
+                total += weights @ rows64
+                squares += weights @ (rows64 * rows64).sum(dim=1)
+                mass += float(weights.sum())
+        mean = total / max(mass, np.finfo(np.float64).tiny)
+        variance = squares / max(mass, np.finfo(np.float64).tiny) - (mean * mean).sum()
+        return mean, float(variance.clamp(min=0))

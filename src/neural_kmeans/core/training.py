@@ -13,7 +13,7 @@ from neural_kmeans.core.samples import SampleBatches
 from neural_kmeans.core.validation import OPTIMIZER_NAMES
 
 if TYPE_CHECKING:
-    from neural_kmeans.core.loop import LoopState
+    from neural_kmeans.core.state import LoopState
 
 
 def make_optimizer(network: nn.Module, name: str, learning_rate: float) -> torch.optim.Optimizer:

@@ -19,7 +19,9 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils._param_validation import InvalidParameterError as _SklearnInvalidParameterError
 from sklearn.utils.validation import check_array
@@ -71,28 +73,35 @@ class DivergenceError(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- samples
-def to_numpy_samples(X: Any, *, estimator_name: str = "NeuralKMeans") -> np.ndarray:
+def to_numpy_samples(
+    X: Any, *, estimator_name: str = "NeuralKMeans", accept_sparse: bool = True
+) -> np.ndarray | scipy.sparse.csr_array:
     """Validate samples and return them as a numpy array, without copying where possible.
 
     Parameters
     ----------
-    X : array-like or torch.Tensor of shape (n, d), (n, h, w) or (n, c, h, w)
-        Rows or images. uint8 is kept as uint8 (scaled to [0, 1] later, per batch).
+    X : array-like, scipy sparse matrix or array, or torch.Tensor
+        Rows (n, d) or images (n, h, w) / (n, c, h, w). uint8 is kept as uint8 (scaled
+        to [0, 1] later, per batch). Sparse rows (CSR, CSC, COO, ...) become CSR.
     estimator_name : str, default="NeuralKMeans"
         Named in the error messages.
+    accept_sparse : bool, default=True
 
     Returns
     -------
-    numpy.ndarray of the same shape, dtype uint8, float32 or float64.
+    numpy.ndarray of the same shape, dtype uint8, float32 or float64; or a
+    ``scipy.sparse.csr_array`` of float32 or float64 for sparse input.
 
     Raises
     ------
     TypeError
-        Non-numeric data (strings, dates, sparse matrices).
+        Non-numeric data (strings, dates), sparse data where it is not accepted.
     ValueError
         Complex data, NaN or infinite values, no samples, a sample with no values, or
         a number of dimensions other than 2, 3 or 4.
     """
+    if scipy.sparse.issparse(X):
+        return _sparse_samples(X, estimator_name, accept_sparse)
     if isinstance(X, torch.Tensor):
         X = X.detach()
         if X.device.type != "cpu":
@@ -144,6 +153,27 @@ def to_numpy_samples(X: Any, *, estimator_name: str = "NeuralKMeans") -> np.ndar
     if X.dtype.kind == "f":
         return X.astype(np.float32)
     return X.astype(np.float64)
+
+
+def _sparse_samples(X: Any, estimator_name: str, accept: bool) -> scipy.sparse.csr_array:
+    """Sparse rows as a float CSR array (never made dense), checked like dense ones."""
+    if not accept:
+        raise TypeError(
+            f"{estimator_name} got sparse data where dense data is required; pass "
+            "X.toarray() (or use a row network: linear, mlp, nearest-centroid)"
+        )
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{estimator_name} needs numeric samples, got sparse dtype {X.dtype}")
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    rows = scipy.sparse.csr_array(X, dtype=dtype)
+    if rows.shape[0] < 1 or rows.shape[1] < 1:
+        raise ValueError(
+            f"X has shape {rows.shape}: {estimator_name} needs at least one sample of at "
+            "least one feature"
+        )
+    rows.sum_duplicates()
+    check_finite(rows.data.reshape(-1, 1), "X (its stored values)")
+    return rows
 
 
 def check_finite(X: np.ndarray, name: str = "X") -> None:
@@ -230,6 +260,42 @@ def check_image_shape(image_shape: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in items)
 
 
+def random_state_of(random_state: Any) -> np.random.RandomState:
+    """scikit-learn's ``check_random_state``; a numpy Generator seeds a RandomState."""
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(int(random_state.integers(np.iinfo(np.int32).max)))
+    return check_random_state(random_state)
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """``sample_weight`` as a float64 array of ``n_samples`` finite non-negative values
+    with a positive sum (a scalar weighs every sample alike); None stays None."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"sample_weight must be numbers, one per sample, got {_short(sample_weight)}"
+        ) from None
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}; expected ({n_samples},): one weight "
+            "per sample"
+        )
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(
+            f"sample_weight must be finite and non-negative; got min {weights.min():g}"
+        )
+    if weights.sum() <= 0:
+        raise ValueError(
+            "sample_weight is zero for every sample: give at least one sample a positive weight"
+        )
+    return weights
+
+
 # ------------------------------------------------------------------------- parameters
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: An example of a good value, for the messages of refused parameters.
@@ -239,7 +305,7 @@ _EXAMPLES = {
     "max_iter": 20,
     "batch_size": 256,
     "learning_rate": 1e-3,
-    "tol": 0.0,
+    "tol": 1e-4,
     "random_state": 0,
 }
 
@@ -248,12 +314,13 @@ _EXAMPLES = {
 PARAMETER_CONSTRAINTS: dict[str, list] = {
     "n_clusters": [Interval(Integral, 1, None, closed="left")],
     "network": [StrOptions(set(NETWORK_NAMES)), callable],
-    "init": [StrOptions(set(INIT_NAMES)), "array-like"],
+    "init": [StrOptions(set(INIT_NAMES)), "array-like", callable],
+    "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     "steps_per_iter": [Interval(Integral, 1, None, closed="left")],
     "optimizer": [StrOptions(set(OPTIMIZER_NAMES))],
     "learning_rate": [Interval(Real, 0, _FLOAT32_MAX, closed="right"), None],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "tol": [Interval(Real, 0, 1, closed="both")],
+    "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+    "tol": [Interval(Real, 0, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "image_shape": [tuple, list, np.ndarray, None],
     "device": [str, torch.device],
@@ -267,7 +334,9 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
 }
 
 
-def check_parameters(params: dict[str, Any], caller: str = "NeuralKMeans") -> None:
+def check_parameters(
+    params: dict[str, Any], caller: str = "NeuralKMeans", constraints: dict | None = None
+) -> None:
     """``NeuralKMeans``'s parameters against :data:`PARAMETER_CONSTRAINTS` (scikit-learn's
     validation), then the checks that need more than a type.
 
@@ -277,7 +346,7 @@ def check_parameters(params: dict[str, Any], caller: str = "NeuralKMeans") -> No
         scikit-learn's message, with a likely fix added.
     """
     try:
-        validate_parameter_constraints(PARAMETER_CONSTRAINTS, params, caller)
+        validate_parameter_constraints(constraints or PARAMETER_CONSTRAINTS, params, caller)
     except (ValueError, TypeError) as problem:
         raise InvalidParameterError(_with_hint(str(problem), params)) from None
     for name in ("n_clusters", "steps_per_iter", "max_iter", "batch_size"):
@@ -285,7 +354,7 @@ def check_parameters(params: dict[str, Any], caller: str = "NeuralKMeans") -> No
             raise InvalidParameterError(
                 f"{name} must be an integer, not a bool; for example {name}={_EXAMPLES[name]}"
             )
-    if not isinstance(params["init"], str):
+    if not isinstance(params["init"], str) and not callable(params["init"]):
         check_init_array(params["init"], params["n_clusters"])
     if params["image_shape"] is not None:
         check_image_shape(params["image_shape"])
@@ -295,6 +364,24 @@ def check_parameters(params: dict[str, Any], caller: str = "NeuralKMeans") -> No
         raise InvalidParameterError(
             "callbacks must all be callables callback(state) -> stop?, got "
             f"{next(c for c in callbacks if not callable(c))!r} in the list"
+        )
+
+
+def check_centers_shape(
+    centers: np.ndarray, n_clusters: int, n_features: int | None, error: type = ValueError
+) -> None:
+    """Initial centroids of ``n_clusters`` rows of ``n_features`` values each (scikit-learn's
+    wording of the two mistakes)."""
+    if centers.ndim < 2 or centers.shape[0] != n_clusters or 0 in centers.shape:
+        raise error(
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of clusters {n_clusters}: give {n_clusters} centroids, one per row"
+        )
+    features = int(np.prod(centers.shape[1:]))
+    if n_features is not None and features != n_features:
+        raise error(
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of features of the data {n_features}: give centroids of {n_features} values"
         )
 
 
@@ -316,17 +403,8 @@ def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) 
             "init must be 'random', 'k-means++' or an array of "
             f"{n_clusters} centroids, got {_short(init)}"
         )
-    if given.ndim < 2 or given.shape[0] != n_clusters or 0 in given.shape:
-        raise InvalidParameterError(
-            f"init array has shape {given.shape}; expected ({n_clusters}, n_features): "
-            "n_clusters centroids with the samples' number of features"
-        )
+    check_centers_shape(given, n_clusters, n_features, InvalidParameterError)
     flat = given.reshape(n_clusters, -1)
-    if n_features is not None and flat.shape[1] != n_features:
-        raise InvalidParameterError(
-            f"init array has shape {given.shape}; expected ({n_clusters}, {n_features}) "
-            "(n_clusters centroids with the samples' number of features)"
-        )
     if not np.isfinite(flat).all():
         raise InvalidParameterError(
             "init array holds NaN or infinite values; give finite centroids"
@@ -418,7 +496,7 @@ def check_data_for_params(
             "or ask for fewer clusters"
         )
     n_features = math.prod(sample_shape)
-    if not isinstance(estimator.init, str):
+    if not isinstance(estimator.init, str) and not callable(estimator.init):
         check_init_array(estimator.init, k, n_features)
     if network_name == "cnn":
         chosen = (

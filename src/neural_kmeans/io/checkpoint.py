@@ -4,7 +4,7 @@ With ``NeuralKMeans(checkpoint_dir=DIR)``, step 1 and then every iteration end b
 writing the loop's whole state (:class:`~neural_kmeans.core.loop.LoopState`) to
 ``DIR/checkpoint.safetensors``: the centroids, the labels, the network's weights, the
 optimiser's state, the parts' extras (the learned embedding and neighbour graph), the
-numpy and torch random states, the iteration and the history, with a fingerprint of
+torch random state, the iteration and the history, with a fingerprint of
 the data and the parameters. The file is the container of :mod:`neural_kmeans.io.container`
 (safetensors + a JSON header + a SHA-256 digest; no pickle) and is written atomically:
 a temporary file, flushed to disk, renamed over the previous checkpoint. A crash at
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from neural_kmeans.core import distributed
-from neural_kmeans.core.loop import LoopState
+from neural_kmeans.core.state import LoopState
 from neural_kmeans.io.container import (
     history_from_json,
     history_to_json,
@@ -214,7 +214,7 @@ class FitCheckpoints:
         if self.writer:
             self._check_writable()
 
-    def save(self, state: LoopState, rng: np.random.Generator, done: bool) -> None:
+    def save(self, state: LoopState, done: bool) -> None:
         """Write ``state`` (atomically; rank 0 only)."""
         if not self.writer:
             return
@@ -248,7 +248,6 @@ class FitCheckpoints:
             "fitted": self.fitted,
             "history": history_to_json(state.history, tensors),
             "info": plain(state.info),
-            "numpy_rng": rng.bit_generator.state,
             "optimizer_state": optimizer_json,
         }
         try:
@@ -265,7 +264,6 @@ class FitCheckpoints:
         self,
         network: torch.nn.Module,
         optimizer: torch.optim.Optimizer | None,
-        rng: np.random.Generator,
         device: torch.device,
     ) -> tuple[LoopState, bool]:
         """The checkpoint's state, with ``network``, ``optimizer`` and the random states
@@ -288,7 +286,6 @@ class FitCheckpoints:
         torch.set_rng_state(tensors["rng.torch"])
         if device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
-        rng.bit_generator.state = header["numpy_rng"]
         floats = {
             name: tensors[name].to(device=device, dtype=torch.float64)
             for name in _STATE_TENSORS[:3]

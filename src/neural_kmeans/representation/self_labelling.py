@@ -37,8 +37,8 @@ from torch import nn
 from neural_kmeans.core import progress
 from neural_kmeans.core.assignment import Assignment, accumulate_labels
 from neural_kmeans.core.centroids import centroid_means, inertia_from_sums
-from neural_kmeans.core.loop import FirstClusters, LoopParts
 from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.state import FirstClusters, LoopParts
 from neural_kmeans.representation.augmentation import random_affine
 from neural_kmeans.representation.autoencoder import (
     AUTOENCODER_CODES,
@@ -50,7 +50,7 @@ from neural_kmeans.representation.layout import umap_embedding
 from neural_kmeans.representation.neighbours import exact_knn
 
 if TYPE_CHECKING:
-    from neural_kmeans.core.loop import LoopState
+    from neural_kmeans.core.state import LoopState
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class LearnedStart:
     bfloat16: bool
     verbose: int = 0
 
-    def __call__(self, samples: SampleBatches, rng: np.random.Generator) -> FirstClusters:
+    def __call__(self, samples: SampleBatches, rng: np.random.RandomState) -> FirstClusters:
         params, timings = self.params, {}
         generator = torch.Generator().manual_seed(self.seed)
         stage = time.perf_counter()
@@ -174,7 +174,7 @@ class LearnedStart:
         labels, centroids = _mixture(embedding, self.n_clusters, params.mixture_inits, self.seed)
         timings["mixture"] = _lap(stage, "Gaussian mixture", self.verbose)
         first = accumulate_labels(samples, labels, self.n_clusters, 8192)
-        means = centroid_means(first.sums, first.counts, torch.zeros_like(first.sums))
+        means = centroid_means(first.sums, first.weights, torch.zeros_like(first.sums))
         return FirstClusters(
             centroids=centroids,
             means=means,
@@ -253,13 +253,10 @@ class EmbeddingSpace:
     def __call__(
         self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
     ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
-        embedding = state.extras["embedding"].double()
-        n_clusters = state.centroids.shape[0]
-        sums = torch.zeros(n_clusters, embedding.shape[1], dtype=torch.float64)
-        sums.index_add_(0, assignment.labels, embedding)
-        counts = torch.bincount(assignment.labels, minlength=n_clusters)
-        centroids = centroid_means(sums, counts, state.centroids.cpu())
-        means = centroid_means(assignment.sums, assignment.counts, state.means)
+        centroids = _cluster_means(
+            state.extras["embedding"], assignment.labels, samples.weights, state.centroids.cpu()
+        )
+        means = centroid_means(assignment.sums, assignment.weights, state.means)
         return centroids, means, inertia_from_sums(assignment, means), []
 
 
@@ -322,6 +319,11 @@ def _train(
     flat = torch.from_numpy(np.concatenate(present))
     offsets = torch.cumsum(sizes, 0) - sizes
     targets = torch.from_numpy(labels)
+    # Weighted samples: within its cluster, a member is drawn with probability
+    # proportional to its weight (inverse transform sampling of each cluster's weights).
+    cumulative = None
+    if samples.weights is not None:
+        cumulative = [torch.from_numpy(np.cumsum(samples.weights[m])) for m in present]
     optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
     steps = params.steps_per_iter
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -334,8 +336,13 @@ def _train(
     for _ in range(steps):
         draws = torch.rand(2, params.batch_size, generator=generator, dtype=torch.float64)
         cluster = (draws[0] * len(present)).long()
-        member = (offsets[cluster] + (draws[1] * sizes[cluster]).floor()).long()
-        chosen = flat[member]
+        if cumulative is None:
+            position = (draws[1] * sizes[cluster]).floor()
+        else:
+            position = torch.stack(
+                [_draw(cumulative[k], u) for k, u in zip(cluster.tolist(), draws[1], strict=True)]
+            )
+        chosen = flat[(offsets[cluster] + position).long()]
         batch = samples.as_input(samples.rows(chosen))
         if is_image:
             batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
@@ -350,6 +357,12 @@ def _train(
     return float(loss.detach())
 
 
+def _draw(cumulative: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """The index whose share of the cumulative weights holds ``uniform`` (in [0, 1))."""
+    index = torch.searchsorted(cumulative, uniform * cumulative[-1], right=True)
+    return index.clamp(max=len(cumulative) - 1).double()
+
+
 def _mixture(
     embedding: np.ndarray, n_clusters: int, n_init: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,12 +374,31 @@ def _mixture(
         n_clusters, covariance_type="full", n_init=n_init, random_state=seed
     ).fit(embedding)
     labels = torch.from_numpy(mixture.predict(embedding).astype(np.int64))
-    points = torch.from_numpy(embedding).double()
+    means = torch.from_numpy(mixture.means_)
+    return labels, _cluster_means(torch.from_numpy(embedding), labels, None, means)
+
+
+def _cluster_means(
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    weights: np.ndarray | None,
+    previous: torch.Tensor,
+) -> torch.Tensor:
+    """The clusters' (weighted) means (K, m) float64 of ``points`` (n, m); an empty
+    cluster keeps its ``previous`` row."""
+    points = points.double()
+    if weights is not None:
+        points = points * torch.from_numpy(weights).unsqueeze(1)
+    n_clusters = previous.shape[0]
     sums = torch.zeros(n_clusters, points.shape[1], dtype=torch.float64).index_add_(
         0, labels, points
     )
-    counts = torch.bincount(labels, minlength=n_clusters)
-    return labels, centroid_means(sums, counts, torch.from_numpy(mixture.means_))
+    if weights is None:
+        mass = torch.bincount(labels, minlength=n_clusters).double()
+    else:
+        mass = torch.zeros(n_clusters, dtype=torch.float64)
+        mass.index_add_(0, labels, torch.from_numpy(weights))
+    return centroid_means(sums, mass, previous)
 
 
 def _lap(stage: float, name: str, verbose: int) -> float:

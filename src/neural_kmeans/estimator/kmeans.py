@@ -1,4 +1,4 @@
-"""The ``NeuralKMeans`` estimator: K-means with a neural network as the distance step.
+"""``NeuralKMeans``: K-means with a neural network as the distance step.
 
 A thin scikit-learn face over the core loop (:func:`neural_kmeans.core.loop.run_loop`):
 it checks the parameters and the data, picks the loop's parts for the chosen
@@ -12,10 +12,13 @@ and keeps its result as fitted attributes. Model files and checkpoints are
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -23,29 +26,25 @@ from sklearn.base import (
     ClusterMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from neural_kmeans.core import distributed
 from neural_kmeans.core.assignment import predict_batches
-from neural_kmeans.core.centroids import InputSpace, squared_distances_to_assigned
+from neural_kmeans.core.centroids import InputSpace, inertia
 from neural_kmeans.core.initialization import CentroidStart
-from neural_kmeans.core.loop import (
-    Callback,
-    LoopParts,
-    LoopSettings,
-    LoopState,
-    run_loop,
-    start_state,
-)
+from neural_kmeans.core.loop import run_loop, start_state
+from neural_kmeans.core.metrics import same_clustering
 from neural_kmeans.core.networks import (
     LEARNED_NETWORK,
-    NETWORK_NAMES,
     ROW_NETWORKS,
+    NearestCentroidNetwork,
     make_network,
     needs_standardizing,
     resolve_network_name,
 )
 from neural_kmeans.core.samples import SampleBatches
+from neural_kmeans.core.state import Callback, LoopParts, LoopSettings, LoopState
 from neural_kmeans.core.training import CentroidTeacher, make_optimizer
 from neural_kmeans.core.validation import (
     PARAMETER_CONSTRAINTS,
@@ -53,34 +52,28 @@ from neural_kmeans.core.validation import (
     check_data_for_params,
     check_device,
     check_parameters,
+    check_sample_weight,
+    random_state_of,
     resolve_image_shape,
     to_numpy_samples,
 )
-from neural_kmeans.io.checkpoint import (
-    FitCheckpoints,
-    checkpoint_params,
-    interrupt_handlers,
-)
-from neural_kmeans.io.model_file import ModelFileError, read_model, save_model
+from neural_kmeans.estimator import persistence
+from neural_kmeans.io.checkpoint import FitCheckpoints, checkpoint_params, interrupt_handlers
 
 CNN_CPU_BATCH_SIZE = 256
 LEARNED_BATCH_SIZE = 1024
 DEFAULT_BATCH_SIZE = 4096
+#: Default iterations: scikit-learn's for the exact K-means network, the notebook's for
+#: the trained networks.
+KMEANS_MAX_ITER = 300
+TRAINED_MAX_ITER = 20
 CNN_LEARNING_RATE = 1e-3
 DEFAULT_LEARNING_RATE = 1e-2
 #: The fitted attributes a model file keeps (``network_`` is saved as its weights).
 FITTED_ATTRIBUTES = (
-    "cluster_centers_",
-    "labels_",
-    "inertia_",
-    "n_iter_",
-    "history_",
-    "initial_centers_",
-    "converged_",
-    "n_features_in_",
-    "image_shape_",
-    "embedding_",
-    "timings_",
+    *("cluster_centers_", "labels_", "inertia_", "restart_inertias_", "n_iter_", "history_"),
+    *("initial_centers_", "converged_", "n_features_in_", "image_shape_", "_n_init"),
+    *("embedding_", "timings_"),
 )
 
 
@@ -100,9 +93,15 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         ``"nearest-centroid"`` is a fixed linear layer that makes the loop exactly
         Lloyd's K-means; a callable ``(input_shape, n_clusters) -> torch.nn.Module``
         builds your own. ``"auto"`` is ``"cnn"`` for images, ``"mlp"`` for rows.
-    init : {"random", "k-means++"} or array of shape (K, n_features), default="k-means++"
+    init : {"random", "k-means++"}, callable or array of shape (K, n_features), default="k-means++"
         First centroids: K distinct random samples (the reference notebook),
-        scikit-learn's k-means++ seeding, or the given centroids (input units).
+        scikit-learn's k-means++ seeding (the same draws as ``KMeans`` for the same
+        ``random_state``), ``init(X, n_clusters, random_state) -> centroids``, or the
+        given centroids (input units).
+    n_init : "auto" or int, default="auto"
+        Runs from different first centroids; the one of lowest inertia is kept, as in
+        scikit-learn: ``"auto"`` is 1 for ``"k-means++"`` and given centroids, 10 for
+        ``"random"`` and a callable.
     steps_per_iter : int, default=10
         Gradient steps on the K centroids per iteration. The notebook's code took 1,
         which leaves a freshly built CNN nearly untrained; 10 reach the level of its
@@ -111,10 +110,15 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     learning_rate : float, optional
         The optimiser's step size. By default 1e-3 for the CNN (Keras' Adam default,
         as the notebook) and 1e-2 for the other networks, which learn K points fast.
-    max_iter : int, default=20
-        Most iterations of the loop.
-    tol : float, default=0.0
-        Stop when the fraction of samples whose cluster changed is at most ``tol``.
+    max_iter : int, optional
+        Most iterations of the loop (of each run). By default 300 for the
+        nearest-centroid network (scikit-learn's, which it reproduces; it stops when
+        converged) and 20 for the trained networks (the notebook's: a few gradient
+        steps per iteration keep moving their boundaries, so they seldom settle).
+    tol : float, default=1e-4
+        Stop when no label changed, or when the sum of the centroids' squared moves is
+        at most ``tol`` times the data's mean variance per feature (scikit-learn's
+        test). ``tol=0`` stops only when no label changes.
     batch_size : int, optional
         Samples per inference batch. By default 256 for the CNN on the CPU (its
         feature maps then stay in cache) and 4096 otherwise (fewer, larger matrix
@@ -166,7 +170,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         The cluster of each training sample, as the final network predicts it, so
         ``predict(X_train)`` equals ``labels_``.
     inertia_ : float
-        Sum of squared distances of the samples to their cluster's centroid.
+        Sum of (weighted) squared distances of the samples to their cluster's
+        centroid, in the input's units.
+    restart_inertias_ : list of float
+        The final inertia of each of the ``n_init`` runs (the kept one is the lowest).
     n_iter_ : int
         Iterations run.
     network_ : torch.nn.Module
@@ -204,12 +211,13 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         n_clusters: int = 10,
         *,
         network: str | Callable = "auto",
-        init: str | np.ndarray = "k-means++",
+        init: str | np.ndarray | Callable = "k-means++",
+        n_init: str | int = "auto",
         steps_per_iter: int = 10,
         optimizer: str = "adam",
         learning_rate: float | None = None,
-        max_iter: int = 20,
-        tol: float = 0.0,
+        max_iter: int | None = None,
+        tol: float = 1e-4,
         batch_size: int | None = None,
         image_shape: tuple[int, ...] | None = None,
         device: str | torch.device = "auto",
@@ -224,6 +232,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self.n_clusters = n_clusters
         self.network = network
         self.init = init
+        self.n_init = n_init
         self.steps_per_iter = steps_per_iter
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -243,15 +252,23 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     # ------------------------------------------------------------------ public API
-    def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> NeuralKMeans:
+    def fit(
+        self, X: Any, y: Any = None, sample_weight: Any = None, *, resume: bool = False
+    ) -> NeuralKMeans:
         """Cluster ``X``.
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n, d), (n, h, w) or (n, c, h, w)
+        X : array-like, sparse matrix or torch.Tensor of shape (n, d), (n, h, w) or (n, c, h, w)
             Samples; uint8 is scaled to [0, 1] (per batch: the data is never copied).
+            Sparse rows (scipy CSR, CSC, ...) work with the row networks (``linear``,
+            ``mlp``, ``nearest-centroid``) and are never made dense whole.
         y : ignored
             Present for scikit-learn's API; labels are never read.
+        sample_weight : array-like of shape (n,), optional
+            Non-negative weight of each sample: weighted means, inertia, k-means++ and
+            ``"random"`` draws, and (learned mode) weighted training draws. An integer
+            weight acts as that many copies of the sample.
         resume : bool, default=False
             Continue from the checkpoint in ``checkpoint_dir`` (same data and
             parameters; ``max_iter``, ``verbose`` and ``callbacks`` may differ). The
@@ -275,14 +292,48 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         """
         self._check_params(resume)
         data = to_numpy_samples(X)
+        weights = check_sample_weight(sample_weight, data.shape[0])
+        self._check_data(data)
+        self._dtype = self._compute_dtype(data)
+        self.device_ = self._resolve_device()
+        samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_, weights)
+        runs = self._n_init = self._n_init_runs()
+        checkpoints = None
+        if self.checkpoint_dir is not None:
+            if runs > 1:
+                raise InvalidParameterError(
+                    f"checkpoint_dir needs a single run, but n_init gives {runs}: pass "
+                    "n_init=1 to checkpoint the fit"
+                )
+            spec = persistence.network_spec(self)
+            shape = {"n_features_in_": self.n_features_in_, "network": spec}
+            checkpoints = FitCheckpoints(
+                self.checkpoint_dir, self.get_params(), data, shape, resume
+            )
+        with interrupt_handlers(checkpoints):
+            best, inertias = self._fit_runs(samples, runs, checkpoints)
+        self._keep(best, inertias)
+        return self
+
+    def _check_data(self, data: Any) -> None:
+        """Shapes, network and data checks that need both (before any work)."""
+        sparse = scipy.sparse.issparse(data)
         self.n_features_in_ = int(np.prod(data.shape[1:]))
-        self.image_shape_ = resolve_image_shape(data.shape[1:], self.image_shape)
+        self.image_shape_ = (
+            None if sparse else resolve_image_shape(data.shape[1:], self.image_shape)
+        )
         learned = self.features == "learned"
         name = (
             LEARNED_NETWORK
             if learned
             else resolve_network_name(self.network, bool(self.image_shape_))
         )
+        if sparse and (learned or name == "cnn"):
+            which = 'features="learned"' if learned else "network='cnn'"
+            raise TypeError(
+                f"{which} needs dense samples; sparse rows work with the row networks "
+                "(linear, mlp, nearest-centroid), or pass X.toarray()"
+            )
         check_data_for_params(self, data.shape[1:], data.shape[0], self.image_shape_, name)
         if learned and distributed.is_distributed():
             raise ValueError(
@@ -290,23 +341,35 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 "neighbour graph, UMAP) is not sharded; start it without torchrun"
             )
         self._network_name = name
-        self._dtype = self._compute_dtype(data)
-        self.device_ = self._resolve_device()
-        samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_)
-        rng, seed = self._random_generators()
-        parts, settings = self._loop_parts(seed), self._loop_settings()
-        checkpoints = None
-        if self.checkpoint_dir is not None:
-            shape = {"n_features_in_": self.n_features_in_, "network": self._network_spec()}
-            checkpoints = FitCheckpoints(
-                self.checkpoint_dir, self.get_params(), data, shape, resume
-            )
+
+    def _fit_runs(
+        self, samples: SampleBatches, runs: int, checkpoints: FitCheckpoints | None
+    ) -> tuple[LoopState, list[float]]:
+        """Every run (``n_init``) from its own first centroids; the one of lowest inertia
+        (among different clusterings, as scikit-learn chooses) and every run's inertia."""
+        rng = random_state_of(self.random_state)
+        settings = self._loop_settings(samples)
+        learned = self.features == "learned"
+        # Step 1 of every run first, then the torch seeds: the draws KMeans makes.
+        firsts = (
+            []
+            if learned
+            else [start_state(self._loop_parts(0), samples, rng, r) for r in range(runs)]
+        )
+        seeds = rng.randint(np.iinfo(np.int32).max, size=runs)
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), interrupt_handlers(checkpoints):
-            torch.manual_seed(seed)
-            state = self._run(samples, parts, settings, rng, checkpoints)
-        self._keep(state)
-        return self
+        best, inertias = None, []
+        for run, seed in enumerate(seeds.tolist()):
+            parts = self._loop_parts(seed)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                state = self._run(samples, parts, settings, rng, checkpoints, firsts, run)
+            inertias.append(state.inertia / samples.scale**2)
+            if best is None or (
+                state.inertia < best.inertia and not same_clustering(state.labels, best.labels)
+            ):
+                best = state
+        return best, inertias
 
     @classmethod
     def from_checkpoint(
@@ -324,15 +387,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         is saved too, but loading it needs the factory again.
         """
         check_is_fitted(self, "network_")
-        fitted = {name: getattr(self, name) for name in FITTED_ATTRIBUTES if hasattr(self, name)}
-        fitted["image_shape_"] = None if self.image_shape_ is None else list(self.image_shape_)
-        save_model(
-            path,
-            params=self.get_params(deep=False),
-            fitted=fitted,
-            network={**self._network_spec(), "device": str(self.device_)},
-            weights=self.network_.state_dict(),
-        )
+        persistence.save(self, path, FITTED_ATTRIBUTES)
 
     @classmethod
     def load(
@@ -357,19 +412,20 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         neural_kmeans.io.model_file.ModelFileError
             A damaged file, a file of another format version, or a missing factory.
         """
-        saved = read_model(path)
-        return cls._from_saved(saved, path, network, device)
+        return persistence.load(cls, path, network, device)
 
-    def fit_predict(self, X: Any, y: Any = None) -> Any:
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit and return ``labels_`` (a tensor on X's device when X is a tensor)."""
-        return _like_input(self.fit(X).labels_, X)
+        return _like_input(self.fit(X, sample_weight=sample_weight).labels_, X)
 
     def predict(self, X: Any) -> Any:
-        """The network's cluster for each sample.
+        """The network's cluster for each sample (for ``network="nearest-centroid"``, the
+        nearest of ``cluster_centers_``, as ``KMeans.predict``).
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n, ...) like the training samples
+        X : array-like, sparse matrix or torch.Tensor of shape (n, ...) like the training
+            samples
 
         Returns
         -------
@@ -379,19 +435,32 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         labels = predict_batches(self.network_, samples, self._batch_size())
         return _like_input(labels.numpy(), X)
 
-    def transform(self, X: Any) -> Any:
-        """Cluster probabilities from the network's softmax, shape (n, K)."""
+    def predict_proba(self, X: Any) -> Any:
+        """The network's cluster probabilities (its softmax), shape (n, K), float32."""
         samples = self._samples_for(X)
         probs = predict_batches(self.network_, samples, self._batch_size(), probabilities=True)
         return _like_input(probs.numpy(), X)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Opposite of the inertia of ``X`` under the network's clusters and the centroids."""
-        samples = self._samples_for(X)
+    def transform(self, X: Any) -> Any:
+        """The Euclidean distance of each sample to each of ``cluster_centers_``, shape
+        (n, K), in the input's units (as ``KMeans.transform``)."""
+        samples = self._samples_for(X, dtype=torch.float64)  # the input's values, exactly
+        centers = torch.as_tensor(self.cluster_centers_, dtype=torch.float64) * samples.scale
+        blocks = [
+            torch.cdist(rows.double().cpu(), centers, compute_mode="donot_use_mm_for_euclid_dist")
+            / samples.scale
+            for _, rows in samples(self._batch_size())
+        ]
+        distances = torch.cat(blocks).numpy().astype(self.cluster_centers_.dtype, copy=False)
+        return _like_input(distances, X)
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the (weighted) inertia of ``X`` under the network's clusters and
+        ``cluster_centers_``."""
+        samples = self._samples_for(X, sample_weight)
         labels = predict_batches(self.network_, samples, self._batch_size())
         centers = torch.as_tensor(self.cluster_centers_ * samples.scale, device=self.device_)
-        distances = squared_distances_to_assigned(samples, labels, centers, self._batch_size())
-        return -float(distances.sum()) / samples.scale**2
+        return -inertia(samples, labels, centers, self._batch_size()) / samples.scale**2
 
     # ------------------------------------------------------------------ the loop
     def _loop_parts(self, seed: int) -> LoopParts:
@@ -407,15 +476,21 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             start=CentroidStart(self.n_clusters, self.init),
             train=CentroidTeacher(self.steps_per_iter, self._dtype),
             update=InputSpace(),
+            final_assignment=self._network_name == "nearest-centroid",
         )
 
-    def _loop_settings(self) -> LoopSettings:
-        max_iter, tol = self.max_iter, self.tol
+    def _loop_settings(self, samples: SampleBatches) -> LoopSettings:
+        """``max_iter`` and ``tol`` (scaled by the data's mean variance per feature, as
+        scikit-learn's), and the rest."""
+        max_iter, tol = self._max_iter(), self.tol
         if self.features == "learned":
             from neural_kmeans.representation.self_labelling import learned_params
 
             params = learned_params(self.learned_params)
             max_iter, tol = params.max_iter, params.tol
+        if tol > 0:
+            _, variance = samples.moments(self._batch_size(), weighted=False)
+            tol = tol * variance / samples.n_features
         return LoopSettings(
             max_iter=max_iter,
             tol=tol,
@@ -425,31 +500,54 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             record_centroids=bool(self.record_centroids),
         )
 
+    def _max_iter(self) -> int:
+        if self.max_iter is not None:
+            return int(self.max_iter)
+        return KMEANS_MAX_ITER if self._network_name == "nearest-centroid" else TRAINED_MAX_ITER
+
+    def _n_init_runs(self) -> int:
+        """The number of runs ``n_init`` asks for, as scikit-learn counts them."""
+        array_init = not isinstance(self.init, str) and not callable(self.init)
+        if self.n_init == "auto":
+            random = isinstance(self.init, str) and self.init == "random"
+            return 10 if (callable(self.init) or random) else 1
+        if array_init and self.n_init != 1:
+            warnings.warn(
+                "Explicit initial center position passed: performing only one init in "
+                f"{type(self).__name__} instead of n_init={self.n_init}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return 1
+        return int(self.n_init)
+
     def _run(
         self,
         samples: SampleBatches,
         parts: LoopParts,
         settings: LoopSettings,
-        rng: np.random.Generator,
+        rng: np.random.RandomState,
         checkpoints: FitCheckpoints | None,
+        firsts: list[LoopState],
+        run: int,
     ) -> LoopState:
-        """Step 1 (or the checkpoint's state), then the loop."""
+        """One run: step 1 (drawn already for the pixels, or the checkpoint's state),
+        then the loop."""
         done = False
         if checkpoints is not None and checkpoints.resumed is not None:
             network, optimizer = self._new_network(samples)
-            state, done = checkpoints.restore(network, optimizer, rng, self.device_)
+            state, done = checkpoints.restore(network, optimizer, self.device_)
         else:
-            state = start_state(parts, samples, rng)
+            state = firsts[run] if firsts else start_state(parts, samples, rng, run)
             state.network, state.optimizer = self._new_network(samples)
             if checkpoints is not None:
-                checkpoints.save(state, rng, done=False)
+                checkpoints.save(state, done=False)
                 checkpoints.raise_if_interrupted(0)
-        if not done:
-            callbacks = _as_list(self.callbacks)
-            run_loop(
-                state, parts, samples, settings, rng, callbacks=callbacks, checkpoints=checkpoints
-            )
-        return state
+        callbacks = [] if done else _as_list(self.callbacks)
+        settings = settings if not done else replace(settings, max_iter=state.iteration)
+        return run_loop(
+            state, parts, samples, settings, callbacks=callbacks, checkpoints=checkpoints
+        )
 
     def _new_network(
         self, samples: SampleBatches
@@ -463,18 +561,22 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             self._network_name, self._input_shape(), self.n_clusters, standardize
         )
         network = network.to(device=self.device_, dtype=self._dtype)
+        if isinstance(network, NearestCentroidNetwork):
+            network.offset.copy_(samples.centring_offset(self._batch_size()))
         if self.features == "learned":
             return network, None
         return network, make_optimizer(network, self.optimizer, self._learning_rate())
 
-    def _keep(self, state: LoopState) -> None:
-        """The loop's result as fitted attributes."""
+    def _keep(self, state: LoopState, inertias: list[float]) -> None:
+        """The best run's result as fitted attributes."""
+        dtype = np.float32 if self._dtype == torch.float32 and self._input_float32 else np.float64
         self.network_ = state.network.eval()
         self.labels_ = state.labels.numpy()
-        self.cluster_centers_ = state.cluster_centers
-        self.initial_centers_ = (state.initial_means / state.scale).cpu().numpy()
+        self.cluster_centers_ = state.cluster_centers.astype(dtype)
+        self.initial_centers_ = (state.initial_means / state.scale).cpu().numpy().astype(dtype)
         self.history_ = state.history
-        self.inertia_ = state.history[-1]["inertia"]
+        self.inertia_ = float(state.inertia / state.scale**2)
+        self.restart_inertias_ = inertias
         self.n_iter_ = len(state.history)
         self.converged_ = state.converged
         if self.features == "learned":
@@ -483,11 +585,21 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             timings["loop"] = float(sum(record["seconds"] for record in state.history))
             timings["total"] = float(sum(timings.values()))
             self.timings_ = timings
+        distinct = len(np.unique(self.labels_))
+        if distinct < self.n_clusters:
+            warnings.warn(
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+                f"({self.n_clusters}). Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self, resume: bool) -> None:
         """The parameters against their declared constraints, and the learned mode's."""
-        check_parameters(self.get_params(deep=False), type(self).__name__)
+        constraints = self._parameter_constraints
+        params = {name: getattr(self, name) for name in constraints}
+        check_parameters(params, type(self).__name__, constraints)
         if self.features == "learned":
             from neural_kmeans.representation.layout import check_umap
             from neural_kmeans.representation.self_labelling import learned_params
@@ -502,73 +614,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 "resume=True needs checkpoint_dir: the folder the interrupted fit wrote its "
                 "checkpoint to"
             )
-
-    def _network_spec(self) -> dict[str, Any]:
-        """How to rebuild the network (for model files and checkpoints)."""
-        from neural_kmeans.io.container import network_to_json
-
-        return {
-            "name": network_to_json(self._network_name),
-            "input_shape": list(self._input_shape()),
-            "n_clusters": int(self.n_clusters),
-            "standardized": needs_standardizing(self._network_name, self._input_shape()),
-            "dtype": str(self._dtype).removeprefix("torch."),
-        }
-
-    @classmethod
-    def _from_saved(cls, saved: Any, path: Any, factory: Any, device: Any) -> NeuralKMeans:
-        """Rebuild a fitted estimator from a model file's state."""
-        from neural_kmeans.io.container import params_from_json
-
-        spec = saved.network
-        name = spec["name"]
-        if isinstance(name, dict):
-            if not callable(factory):
-                raise ModelFileError(
-                    f"{path} was fitted with the custom network factory {name['factory']}, "
-                    "which a model file cannot hold (it is code); pass it again: "
-                    "NeuralKMeans.load(path, network=factory)"
-                )
-            name = factory
-        elif name not in (*NETWORK_NAMES, LEARNED_NETWORK):
-            raise ModelFileError(f"{path} names an unknown network {name!r}")
-        params = params_from_json(saved.params, saved.tensors, factory)
-        if device is not None:
-            params["device"] = device
-        model = cls(**params)
-        try:
-            check_device(model.device)
-        except InvalidParameterError as problem:
-            raise ValueError(
-                f"{problem}; the model in {path} was saved with device="
-                f"{saved.params['device']!r}: load it elsewhere with "
-                "NeuralKMeans.load(path, device='cpu')"
-            ) from None
-        for attribute, value in saved.fitted.items():
-            setattr(model, attribute, value)
-        shape = model.image_shape_
-        model.image_shape_ = None if shape is None else tuple(int(s) for s in shape)
-        model._network_name = name
-        model._dtype = getattr(torch, spec["dtype"])
-        model.device_ = model._resolve_device()
-        if tuple(spec["input_shape"]) != model._input_shape():
-            raise ModelFileError(
-                f"{path} is inconsistent: input shape {tuple(spec['input_shape'])} does not "
-                f"follow from its image shape {model.image_shape_} and network {name!r}"
-            )
-        standardize = (torch.zeros(model.n_features_in_), 1.0) if spec["standardized"] else None
-        with torch.random.fork_rng(devices=[]):
-            network = make_network(name, model._input_shape(), model.n_clusters, standardize)
-        network = network.to(device=model.device_, dtype=model._dtype)
-        try:
-            network.load_state_dict(saved.weights, strict=True)
-        except RuntimeError as problem:
-            raise ModelFileError(
-                f"the network saved in {path} does not fit the network rebuilt from its "
-                f"header{' (with the factory given)' if callable(name) else ''}: {problem}"
-            ) from None
-        model.network_ = network.eval()
-        return model
 
     def _batch_size(self) -> int:
         if self.batch_size is not None:
@@ -588,11 +633,11 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             return float(self.learning_rate)
         return CNN_LEARNING_RATE if self._network_name == "cnn" else DEFAULT_LEARNING_RATE
 
-    def _compute_dtype(self, data: np.ndarray) -> torch.dtype:
+    def _compute_dtype(self, data: Any) -> torch.dtype:
         """float32, except the exact nearest-centroid network on float64 input."""
-        if self.network == "nearest-centroid" and data.dtype == np.float64:
-            if self.features == "pixels":
-                return torch.float64
+        self._input_float32 = data.dtype == np.float32
+        if self._network_name == "nearest-centroid" and data.dtype == np.float64:
+            return torch.float64
         return torch.float32
 
     def _resolve_device(self) -> torch.device:
@@ -607,23 +652,13 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             return self.image_shape_
         return (self.n_features_in_,)
 
-    def _random_generators(self) -> tuple[np.random.Generator, int]:
-        """A local numpy generator and a torch seed, from ``random_state``."""
-        state = self.random_state
-        if isinstance(state, np.random.Generator):
-            seed = int(state.integers(2**31 - 1))
-        elif isinstance(state, np.random.RandomState):
-            seed = int(state.randint(2**31 - 1))
-        elif state is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
-        else:
-            seed = int(state)
-        return np.random.default_rng(seed), seed
-
-    def _samples_for(self, X: Any) -> SampleBatches:
+    def _samples_for(
+        self, X: Any, sample_weight: Any = None, dtype: torch.dtype | None = None
+    ) -> SampleBatches:
         """Validated batches of new samples shaped like the training samples."""
         check_is_fitted(self, "network_")
         data = to_numpy_samples(X)
+        weights = check_sample_weight(sample_weight, data.shape[0])
         n_features = int(np.prod(data.shape[1:]))
         if n_features != self.n_features_in_:
             raise ValueError(
@@ -635,13 +670,14 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 f"X holds images of shape {data.shape[1:]}, but the model was fitted on "
                 f"images of shape {self.image_shape_}"
             )
-        return SampleBatches(data, self._input_shape(), self._dtype, self.device_)
+        dtype = dtype or self._dtype
+        return SampleBatches(data, self._input_shape(), dtype, self.device_, weights)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
-        # transform gives the network's float32 probabilities whatever the input dtype
-        tags.transformer_tags.preserves_dtype = []
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
     @property
