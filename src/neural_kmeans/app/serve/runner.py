@@ -4,9 +4,10 @@ The estimator's callback (after every iteration) takes a :class:`Snapshot` of th
 sends the frame, then asks :class:`Control` whether to go on: it waits out the pace,
 blocks while the page has paused (one step lets one more iteration through), and ends
 the fit when the page stops it (the model is kept) or cancels it (reset, a closed tab:
-everything is dropped). At the first iteration the same callback runs K-means
+everything is dropped). At the first iteration the same callback starts K-means
 (Lloyd's algorithm: ``network="nearest-centroid"``) from the fit's own initial centroids,
-so both panels start from the same place.
+so both panels start from the same place; it then runs in step with the fit
+(:mod:`~neural_kmeans.app.serve.companion`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from neural_kmeans.app.data import resolve_clusters, resolve_threads, thread_limit
 from neural_kmeans.app.errors import UsageError
 from neural_kmeans.app.experiments import NEURAL, MethodRun, _estimator
+from neural_kmeans.app.serve.companion import LloydCompanion
 from neural_kmeans.app.serve.frames import Framer, Snapshot, contingency
 from neural_kmeans.app.serve.params import Limits, RunParams
 from neural_kmeans.app.serve.sources import PlaygroundData
@@ -108,8 +110,10 @@ class FitRunner:
     ----------
     run : int
         The run's number in its session (every message carries it).
-    neural, kmeans : list of Snapshot
-        Every iteration of each method so far (index 0: the initial centroids).
+    neural : list of Snapshot
+        Every iteration of the neural fit so far (index 0: the initial centroids).
+    companion : LloydCompanion or None
+        K-means beside it (its ``snapshots``), from the first iteration on.
     model, kmeans_model : NeuralKMeans or None
         The fitted models, once the run is done.
     outcome : str
@@ -135,15 +139,13 @@ class FitRunner:
         self._post = post
         self._on_end = on_end
         self.neural: list[Snapshot] = []
-        self.kmeans: list[Snapshot] = []
+        self.companion: LloydCompanion | None = None
         self.model: Any = None
-        self.kmeans_model: Any = None
+        self._quit = threading.Event()  # ends the companion whatever happens
         self.runs: dict[str, MethodRun] = {}
         self.outcome = "running"
         self.network = ""
         self._callback_seconds = 0.0
-        self._kmeans_seconds = 0.0
-        self._last = 0.0
         self._thread = threading.Thread(target=self._main, name=f"fit-{run}", daemon=True)
 
     # ------------------------------------------------------------------ the thread
@@ -156,6 +158,18 @@ class FitRunner:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def kmeans(self) -> list[Snapshot]:
+        """Every iteration of K-means so far (index 0: the initial centroids)."""
+        return [] if self.companion is None else self.companion.snapshots
+
+    @property
+    def kmeans_model(self) -> Any:
+        return None if self.companion is None else self.companion.model
+
+    def _stop_companion(self) -> bool:
+        return self.control.cancelled or self._quit.is_set()
 
     def send(self, message: dict[str, Any]) -> bool:
         """Post ``message`` unless the run is cancelled; a page that is gone cancels it."""
@@ -196,6 +210,7 @@ class FitRunner:
                 }
             )
         finally:
+            self._quit.set()
             self._on_end(self)
 
     def _check(self) -> None:
@@ -230,21 +245,23 @@ class FitRunner:
         model.fit(self.data.x)
         seconds = time.perf_counter() - started - self._callback_seconds
         model.callbacks = None
-        self.runs[NEURAL] = self._method_run(NEURAL, model, seconds, self.neural)
+        self.runs[NEURAL] = self._method_run(NEURAL, model, seconds)
         return model
 
     def _on_iteration(self, state: Any) -> bool:
         entered = time.perf_counter()
         try:
-            if not self.neural:
+            if self.companion is None:
                 initial = (state.initial_means / state.scale).cpu().numpy()
                 self.neural.append(self.framer.initial(initial))
-                self._kmeans_from(initial)
+                self.companion = LloydCompanion(
+                    self.data.x, initial, self.params, self.framer, self._stop_companion
+                )
                 if not self.send(self.framer.frame(self.run, self.neural[0], self.kmeans[0])):
                     return True
             snapshot = self.framer.snapshot(state)
             self.neural.append(snapshot)
-            kmeans = self.kmeans[min(snapshot.iteration, len(self.kmeans) - 1)]
+            kmeans = self.companion.upto(snapshot.iteration)
             if not self.send(self.framer.frame(self.run, snapshot, kmeans)):
                 return True
             return self._wait_turn()
@@ -264,31 +281,7 @@ class FitRunner:
                 self._status("running")
             return decision == "end"
 
-    def _kmeans_from(self, initial: np.ndarray) -> None:
-        """K-means (Lloyd's algorithm) from ``initial``, every iteration kept."""
-        self.kmeans = [self.framer.initial(initial)]
-        spent = [0.0]
-
-        def keep(state: Any) -> bool:
-            entered = time.perf_counter()
-            self.kmeans.append(self.framer.snapshot(state))
-            spent[0] += time.perf_counter() - entered
-            return self.control.cancelled
-
-        config = replace(self.params.config(), network="nearest-centroid", features="pixels")
-        model = _estimator(
-            self.params.n_clusters, self.params.seed, config, init=initial, callbacks=[keep]
-        )
-        started = time.perf_counter()
-        model.fit(self.data.x)
-        model.callbacks = None
-        seconds = time.perf_counter() - started - spent[0]
-        self.kmeans_model = model
-        self.runs["kmeans"] = self._method_run("kmeans", model, seconds, self.kmeans)
-
-    def _method_run(
-        self, method: str, model: Any, seconds: float, snapshots: list[Snapshot]
-    ) -> MethodRun:
+    def _method_run(self, method: str, model: Any, seconds: float) -> MethodRun:
         labels = np.asarray(model.labels_)
         return MethodRun(
             method=method,
@@ -306,7 +299,11 @@ class FitRunner:
 
     # ------------------------------------------------------------------ the end
     def _finish(self, model: Any) -> None:
-        """Keep the model (the exports are ready from now on) and tell the page."""
+        """Let K-means end, keep both models (the exports are ready from now on) and tell
+        the page."""
+        self.companion.finish()
+        companion = self.companion
+        self.runs["kmeans"] = self._method_run("kmeans", companion.model, companion.seconds)
         self.model = model
         self.outcome = "done"
         labels = np.asarray(model.labels_)

@@ -7,7 +7,7 @@
   const D = NKDraw;
   // What tests and the benchmark read: frames drawn and when (performance.now()).
   const pg = (window.playground = {
-    framesDrawn: 0, frameTimes: [], runClickedAt: null, lastIteration: null,
+    framesDrawn: 0, frameTimes: [], paintTimes: [], runClickedAt: null, lastIteration: null,
     state: "connecting", errors: [], session: null,
   });
   const DEFAULT_K = { moons: 2, circles: 2, blobs: 3, digits: 10, mnist: 10, "fashion-mnist": 10 };
@@ -76,6 +76,7 @@
       (s.edited ? ` (edited; scores on the ${s.n_labelled.toLocaleString()} labelled points)` : "") +
       (s.mode === "rows" ? "; drawn through a PCA projection" : "");
     $("edit-hint").hidden = !s.editable;
+    pg.view = s.view;
     const images = s.mode === "images";
     $("panels-points").hidden = images;
     $("panels-images").hidden = !images;
@@ -92,6 +93,7 @@
     colors = D.clusterColors(m.params.n_clusters);
     pg.framesDrawn = 0;
     pg.frameTimes = [];
+    pg.paintTimes = [];
     pg.lastIteration = null;
     $("final").hidden = true;
     setExports(false);
@@ -114,8 +116,12 @@
       last[method] = decodePart(part);
     }
     drawAll();
+    pg.centroids = { neural: last.neural && last.neural.centroids, kmeans: last.kmeans && last.kmeans.centroids };
     pg.framesDrawn += 1;
     pg.frameTimes.push(performance.now());
+    const index = pg.frameTimes.length - 1;
+    requestAnimationFrame(() => (pg.paintTimes[index] = performance.now())); // on screen
+
     pg.lastIteration = m.iteration;
     $("iteration").textContent = String(m.iteration);
     if (runState === "running") setStatus(`running: iteration ${m.iteration}`);
@@ -183,6 +189,7 @@
     trails = { neural: [], kmeans: [] };
     last = { neural: null, kmeans: null };
     pg.lastIteration = null;
+    pg.centroids = null;
     $("iteration").textContent = "–";
     $("final").hidden = true;
     setExports(false);

@@ -147,6 +147,7 @@ const NKDraw = (() => {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textBaseline = "bottom";
     const moved = new Set(repaired || []);
+    const tiles = [];
     for (let j = 0; j < k; j++) {
       const base = j * h * w * c;
       for (let p = 0; p < h * w; p++) {
@@ -164,7 +165,9 @@ const NKDraw = (() => {
       const text = moved.has(j) ? `${j}: re-seeded` : sizes ? `${j}: n=${sizes[j]}` : `${j}`;
       ctx.fillText(text, x, y + label - 2);
       ctx.drawImage(off, x, y + label, tile, tileH);
+      tiles.push([x, y + label, tile, tileH]);
     }
+    canvas.dataset.tiles = JSON.stringify(tiles); // where each centroid is (for tests)
   }
 
   // A small line chart: series of [x, y] points; dashed series for K-means.
