@@ -197,3 +197,21 @@ def test_rows_of_many_features_are_drawn_through_a_projection(server, page):
     frame = page.until("frame")[0]
     assert len(frame["neural"]["centroids"]) == 2 and len(frame["neural"]["centroids"][0]) == 2
     assert frame["neural"]["regions"] is None
+
+
+def test_uploaded_images_are_shown_as_images(server, page):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
+    images[:20, :4] = 0  # two kinds: dark top, dark bottom
+    images[20:, 4:] = 0
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    status, answer = server.upload(page.session, "tiles.npy", buffer.getvalue())
+    assert status == 200, answer
+    assert answer["summary"]["mode"] == "images" and answer["summary"]["image_shape"] == [8, 8]
+    assert answer["summary"]["n_classes"] is None
+    page.send(type="run", params={**FAST, "n_clusters": 2})
+    frame = page.until("frame")[0]
+    assert decode(frame["neural"]["images"]).size == 2 * 8 * 8
+    done = page.until("done")[0]
+    assert done["contingency"] is None and done["scores"]["neural-kmeans"] is None

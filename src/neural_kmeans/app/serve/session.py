@@ -97,7 +97,10 @@ class Session:
         fit runs no faster than its page takes the frames); False once the page is gone."""
         if self.closed:
             return False
-        future = asyncio.run_coroutine_threadsafe(self.outbox.put(message), self.loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.outbox.put(message), self.loop)
+        except RuntimeError:  # the server's event loop has ended
+            return False
         while True:
             try:
                 future.result(timeout=0.25)
