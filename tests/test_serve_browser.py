@@ -219,8 +219,13 @@ def test_a_finished_run_shows_its_tables_and_exports_results(page, downloads, tm
     click(page, "run")
     wait(page, "window.playground.state === 'done'")
     assert page.find_element(By.ID, "final").is_displayed()
-    contingency = page.find_element(By.ID, "contingency")
-    assert len(contingency.find_elements(By.TAG_NAME, "tr")) == 3  # header and 2 classes
+    for table in ("contingency", "kmeans-contingency"):
+        rows = page.find_element(By.ID, table).find_elements(By.TAG_NAME, "tr")
+        assert len(rows) == 3  # the clusters, then the 2 classes
+        counts = [
+            int(cell.text) for row in rows[1:] for cell in row.find_elements(By.TAG_NAME, "td")
+        ]
+        assert sum(counts) == 1000
     scores = page.find_element(By.ID, "final-scores").text
     assert "neural-kmeans" in scores and "K-means" in scores
     assert "done:" in page.find_element(By.ID, "status").text
@@ -270,6 +275,22 @@ def test_images_show_the_centroid_grid_with_cluster_sizes(page, tmp_path):
             tile = pixels[y : y + h, x : x + w]
             assert tile.std() > 10  # a drawn centroid, not a blank square
     screenshot(page, "playground-digits.png", tmp_path)
+
+
+def test_points_are_added_and_removed_by_clicking(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    summary = "document.getElementById('data-summary').textContent"
+    wait(page, f"{summary}.startsWith('moons: 1,000 samples')")
+    canvas = page.find_element(By.ID, "neural-canvas")
+    ActionChains(page).move_to_element_with_offset(canvas, -150, 120).click().perform()
+    wait(page, f"{summary}.startsWith('moons: 1,001 samples') && {summary}.includes('edited')")
+    chain = ActionChains(page).move_to_element_with_offset(canvas, -150, 120)
+    chain.key_down(Keys.SHIFT).click().key_up(Keys.SHIFT).perform()
+    wait(page, f"{summary}.startsWith('moons: 1,000 samples')")
+    click(page, "step")  # the edited points are what is clustered
+    wait(page, "window.playground.lastIteration === 1")
 
 
 def test_closing_the_page_stops_its_fit(page, server):

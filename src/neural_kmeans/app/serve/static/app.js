@@ -294,9 +294,14 @@
         `<td>${iterations}</td><td>${m.seconds[key].toFixed(2)}</td></tr>`;
     }
     table.innerHTML = html;
-    const contingency = $("contingency");
-    contingency.replaceChildren();
-    const t = m.contingency;
+    fillContingency($("contingency"), m.contingency);
+    fillContingency($("kmeans-contingency"), m.kmeans_contingency);
+    $("final").hidden = false;
+  }
+
+  // Classes x clusters counts, shaded by each row's largest count.
+  function fillContingency(table, t) {
+    table.replaceChildren();
     const cell = (row, tag, text) => {
       const element = document.createElement(tag);
       element.textContent = text;
@@ -304,22 +309,21 @@
       return element;
     };
     if (!t) {
-      cell(contingency.insertRow(), "td", "no labels");
-    } else {
-      const head = contingency.insertRow();
-      cell(head, "th", "class \\ cluster");
-      t.clusters.forEach((c) => cell(head, "th", c));
-      t.counts.forEach((counts, i) => {
-        const row = contingency.insertRow();
-        cell(row, "th", t.classes[i]);
-        const most = Math.max(1, ...counts);
-        counts.forEach((v) => {
-          // the style property, not a style attribute: the page's policy forbids inline styles
-          cell(row, "td", v).style.backgroundColor = `rgba(31,111,209,${((0.6 * v) / most).toFixed(2)})`;
-        });
-      });
+      cell(table.insertRow(), "td", "no labels");
+      return;
     }
-    $("final").hidden = false;
+    const head = table.insertRow();
+    cell(head, "th", "class \\ cluster");
+    t.clusters.forEach((c) => cell(head, "th", c));
+    t.counts.forEach((counts, i) => {
+      const row = table.insertRow();
+      cell(row, "th", t.classes[i]);
+      const most = Math.max(1, ...counts);
+      counts.forEach((v) => {
+        // the style property, not a style attribute: the page's policy forbids inline styles
+        cell(row, "td", v).style.backgroundColor = `rgba(31,111,209,${((0.6 * v) / most).toFixed(2)})`;
+      });
+    });
   }
 
   // ------------------------------------------------------------------ controls
