@@ -24,7 +24,7 @@ __all__ = ["build_parser", "main"]
 
 PROG = "neural-kmeans"
 SEED_CLUSTERS = (2, 5, 8, 10, 15, 20)
-COMMAND_NAMES = ("run", "predict", "compare", "sweep", "reproduce", "animate")
+COMMAND_NAMES = ("run", "predict", "compare", "sweep", "reproduce", "animate", "serve")
 NETWORK_CHOICES = ("auto", "cnn", "mlp", "linear", "nearest-centroid")
 INIT_CHOICES = ("random", "k-means++")
 FEATURE_CHOICES = ("pixels", "learned")
@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands)
     _add_reproduce(commands)
     _add_animate(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -512,6 +513,53 @@ def _add_animate(commands: Any) -> None:
         out_metavar="FILE",
     )
     animate.set_defaults(handler="animate")
+
+
+def _port(text: str) -> int:
+    return _number(text, int, lambda value: 0 <= value <= 65535, "a port (0-65535; 0: any free)")
+
+
+def _add_serve(commands: Any) -> None:
+    serve = _command(
+        commands,
+        "serve",
+        "a live playground in the browser",
+        "Start a local web server and print its address: a page that runs the algorithm "
+        "live on toy 2-D sets (add or remove points by clicking), digits, MNIST or "
+        "Fashion-MNIST subsets (when their files are here), or an uploaded .npy/.npz/.csv "
+        "file, next to K-means from the same initial centroids, and exports results.json, "
+        "the GIF and the model. Everything is served locally (no CDN). Ctrl-C stops it.\n\n"
+        "Needs the serve extra: pip install 'neural-kmeans[serve]'.",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; another than this machine's own only when you mean it "
+        "(a warning is printed)",
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="port (0: any free port)")
+    serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name the page may be opened by (with --host 0.0.0.0, say), repeatable",
+    )
+    serve.add_argument(
+        "--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/ IDX files"
+    )
+    serve.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        default=20_000,
+        metavar="N",
+        help="most samples a page may cluster",
+    )
+    serve.add_argument(
+        "--max-upload-mb", type=_positive_float, default=20.0, metavar="MB", help="largest upload"
+    )
+    serve.set_defaults(handler="serve", quiet=False)
 
 
 # --------------------------------------------------------------------------- entry point

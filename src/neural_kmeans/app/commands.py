@@ -525,3 +525,15 @@ def cmd_animate(args: argparse.Namespace, context: dict[str, Any]) -> int:
     )
     print(f"{summary}\nanimation written to {path} ({animation.n_frames(trajectories)} frames)")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace, context: dict[str, Any]) -> int:
+    """The playground (:mod:`neural_kmeans.app.serve`), imported only here: it needs the
+    serve extra."""
+    try:
+        from neural_kmeans.app.serve.server import serve_command
+    except ImportError as error:
+        raise UsageError(
+            f"serve needs starlette and uvicorn ({error}): pip install 'neural-kmeans[serve]'"
+        ) from None
+    return serve_command(args)
