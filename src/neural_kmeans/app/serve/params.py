@@ -75,6 +75,7 @@ class RunParams:
             steps_per_iter=self.steps_per_iter,
             learning_rate=self.learning_rate,
             tol=self.tol,
+            n_init=1,  # one run, drawn iteration by iteration
             features=self.features,
         )
 
