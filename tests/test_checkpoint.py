@@ -191,7 +191,9 @@ def test_a_finished_checkpoint_resumes_to_its_result(digits, tmp_path):
 def test_a_checkpoint_is_never_silently_overwritten(digits, tmp_path):
     params = {"n_clusters": 4, "network": "mlp", "max_iter": 1, "checkpoint_dir": tmp_path}
     NeuralKMeans(**params).fit(digits)
-    with pytest.raises(CheckpointError, match=r"already holds a checkpoint \(.*iteration 1\).*"):
+    # Regression: a fit that ran its max_iter iterations was described as "unfinished".
+    message = r"already holds a checkpoint \(finished its max_iter=1 iterations; resume=True"
+    with pytest.raises(CheckpointError, match=message):
         NeuralKMeans(**params).fit(digits)
 
 

@@ -87,7 +87,7 @@ def test_run_writes_the_listed_files(digits_run: tuple[Path, int, str, str]) -> 
     out, status, stdout, _ = digits_run
     assert status == 0
     results = json.loads((out / "results.json").read_text())
-    n_iter = results["methods"]["neural-kmeans"]["n_iter"]
+    n_iter = results["methods"][results["config"]["methods"][0]]["n_iter"]
     frames = sorted((out / "centroids").glob("iter_*.png"))
     assert [f.name for f in frames] == [f"iter_{i:03d}.png" for i in range(n_iter + 1)]
     for frame in frames:
@@ -105,13 +105,15 @@ def test_run_results_follow_the_schema(digits_run: tuple[Path, int, str, str]) -
     assert results["dataset"] == "digits"
     assert results["n_clusters"] == 10
     assert results["split"] == {"fit": "all", "test": None}
-    assert set(results["methods"]) == {"neural-kmeans", "kmeans"}
+    assert set(results["methods"]) == {"cnn", "kmeans"}  # auto: the CNN for images
     for run in results["methods"].values():
         check_run_record(run, labels=True, test=False)
-    assert results["methods"]["neural-kmeans"]["n_iter"] <= 3
-    assert results["config"]["max_iter"] == 3
-    assert results["config"]["network_resolved"] == "cnn"
+    assert results["methods"]["cnn"]["n_iter"] <= 3
+    assert results["config"]["methods"] == ["cnn", "kmeans"]
+    assert results["config"]["max_iter"] == {"cnn": 3}
+    assert results["config"]["kmeans"] == {"init": "k-means++", "n_init": "auto", "max_iter": 3, "tol": 1e-4}
     assert results["config"]["learning_rate"] is None
+    assert results["config"]["inertia_units"].startswith("samples scaled to [0, 1]")
     versions = results["versions"]
     assert {"neural_kmeans", "torch", "numpy", "scikit-learn", "python"} <= set(versions)
 
@@ -132,23 +134,23 @@ def test_run_quiet_prints_no_progress(tmp_path: Path, capsys: pytest.CaptureFixt
         "run",
         "--dataset",
         "blobs",
-        "--network",
+        "--method",
         "linear",
         "--max-iter",
         "2",
         "--quiet",
-        "--no-baseline",
+        "--no-kmeans",
         "--out",
         tmp_path / "q",
     )
     assert status == 0
     assert err == ""
     results = json.loads((tmp_path / "q" / "results.json").read_text())
-    assert set(results["methods"]) == {"neural-kmeans"}
+    assert set(results["methods"]) == {"linear"}
     assert results["n_clusters"] == 3
     check_png(tmp_path / "q" / "clusters.png")  # 2-D rows: a scatter instead of centroid images
     assert not (tmp_path / "q" / "centroids").exists()
-    assert "neural-kmeans" in out
+    assert "linear" in out
 
 
 def test_run_on_an_unlabelled_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,7 +213,7 @@ def test_run_with_mnist_scores_the_test_split(
         "run",
         "--dataset",
         "mnist",
-        "--network",
+        "--method",
         "linear",
         "--max-iter",
         "2",
@@ -226,7 +228,7 @@ def test_run_with_mnist_scores_the_test_split(
         check_run_record(run, labels=True, test=True)
     check_png(tmp_path / "m" / "confusion.png")
     assert gif_frames(tmp_path / "m" / "centroids.gif") == (
-        results["methods"]["neural-kmeans"]["n_iter"] + 1
+        results["methods"][results["config"]["methods"][0]]["n_iter"] + 1
     )
 
 
@@ -243,16 +245,16 @@ def test_run_with_mnist_scores_the_test_split(
         ["run", "--max-iter", "many"],
         ["run", "--learning-rate", "-1"],
         ["run", "--tol", "-2"],
-        ["run", "--network", "resnet"],
-        ["run", "--dataset", "moons", "--network", "cnn"],
+        ["run", "--method", "resnet"],
+        ["run", "--dataset", "moons", "--method", "cnn"],
         ["run", "--device", "tpu9"],
         ["run", "--no-such-option"],
         ["compare", "--methods", "spectral"],
-        ["compare", "--dataset", "moons", "--methods", "neural-kmeans:cnn"],
+        ["compare", "--dataset", "moons", "--methods", "cnn"],
         ["sweep", "--clusters", "2", "100000"],
         ["reproduce", "--dataset", "digits"],
         ["animate", "--dataset", "digits"],
-        ["animate", "--out", "movie.avi"],
+        ["animate", "--animation", "movie.avi"],
         ["bogus"],
         [],
     ],
@@ -305,7 +307,7 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
         for option in (
             "--dataset",
             "--clusters",
-            "--network",
+            "--method",
             "--init",
             "--max-iter",
             "--steps-per-iter",
@@ -315,7 +317,7 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
             "--device",
             "--data-dir",
             "--out",
-            "--no-baseline",
+            "--no-kmeans",
             "--quiet",
         ):
             assert option in out
@@ -341,8 +343,8 @@ def test_bare_run_in_a_subprocess(tmp_path: Path) -> None:
     assert match, done.stdout
     out = tmp_path / match.group(1)
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["max_iter"] == 20
-    n_iter = results["methods"]["neural-kmeans"]["n_iter"]
+    assert results["config"]["max_iter"] == {"cnn": 20}
+    n_iter = results["methods"][results["config"]["methods"][0]]["n_iter"]
     assert gif_frames(out / "centroids.gif") == n_iter + 1
     assert "Traceback" not in done.stderr
 
@@ -370,15 +372,15 @@ def test_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, stdout, _ = run_cli(
         capsys,
         "compare",
-        "--seeds",
+        "--seed",
         "0",
         "1",
         "--max-iter",
         "2",
         "--quiet",
         "--methods",
-        "neural-kmeans:cnn",
-        "neural-kmeans:linear",
+        "cnn",
+        "linear",
         "kmeans",
         "--out",
         out,
@@ -386,7 +388,7 @@ def test_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     document = json.loads((out / "compare.json").read_text())
     assert document["seeds"] == [0, 1]
-    assert list(document["methods"]) == ["neural-kmeans:cnn", "neural-kmeans:linear", "kmeans"]
+    assert list(document["methods"]) == ["cnn", "linear", "kmeans"]
     for entry in document["methods"].values():
         assert [run["seed"] for run in entry["runs"]] == [0, 1]
         for run in entry["runs"]:
@@ -399,8 +401,8 @@ def test_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             assert summary["train"][metric]["std"] == pytest.approx(np.std(values, ddof=1))
         assert summary["seconds"]["mean"] > 0
     table = (out / "compare.md").read_text()
-    assert "| neural-kmeans:cnn |" in table and "| kmeans |" in table and "±" in table
-    assert "| method | acc | NMI | ARI | Rand | purity | seconds |" in stdout
+    assert "| cnn |" in table and "| kmeans |" in table and "±" in table
+    assert "| method | acc | nmi | ari | rand | purity | seconds |" in stdout
 
 
 def test_compare_default_methods_skip_the_cnn_on_rows(
@@ -411,7 +413,7 @@ def test_compare_default_methods_skip_the_cnn_on_rows(
         "compare",
         "--dataset",
         "moons",
-        "--seeds",
+        "--seed",
         "3",
         "--max-iter",
         "2",
@@ -422,9 +424,9 @@ def test_compare_default_methods_skip_the_cnn_on_rows(
     assert status == 0
     document = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert list(document["methods"]) == [
-        "neural-kmeans:mlp",
-        "neural-kmeans:linear",
-        "neural-kmeans:nearest-centroid",
+        "mlp",
+        "linear",
+        "nearest-centroid",
         "kmeans",
     ]
 
@@ -437,8 +439,12 @@ def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "--clusters",
         "2",
         "4",
-        "--network",
+        "--methods",
         "mlp",
+        "kmeans",
+        "--seed",
+        "0",
+        "1",
         "--max-iter",
         "2",
         "--quiet",
@@ -448,14 +454,31 @@ def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     document = json.loads((out / "sweep.json").read_text())
     assert document["clusters"] == [2, 4]
-    assert set(document["methods"]) == {"neural-kmeans", "kmeans"}
+    assert set(document["methods"]) == {"mlp", "kmeans"}
     for points in document["methods"].values():
         assert [p["n_clusters"] for p in points] == [2, 4]
         for point in points:
             check_metrics({m: point["summary"]["train"][m]["mean"] for m in METRICS})
-    for metric in METRICS:
+            assert -1 <= point["silhouette"]["mean"] <= 1 and -1 <= point["stability"] <= 1
+    for metric in (*METRICS, "inertia", "silhouette", "stability"):
         check_png(out / f"sweep_{metric}.png")
     assert "| K |" in (out / "sweep.md").read_text()
+
+
+def test_regression_sweep_on_unlabelled_data_writes_its_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It crashed in its figures (labels' scores of None); label-free scores now."""
+    path = tmp_path / "points.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(150, 4)).astype(np.float32))
+    argv = ["sweep", "--dataset", path, "--clusters", "2", "3", "--methods", "linear", "kmeans"]
+    status, _, err = run_cli(capsys, *argv, "--max-iter", "2", "--quiet", "--out", tmp_path / "s")
+    assert status == 0, err
+    document = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert document["methods"]["kmeans"][0]["summary"]["train"] is None
+    for metric in ("inertia", "silhouette", "stability"):
+        check_png(tmp_path / "s" / f"sweep_{metric}.png")
+    assert not (tmp_path / "s" / "sweep_acc.png").exists()
 
 
 # --------------------------------------------------------------------------- animate
@@ -474,7 +497,7 @@ def test_animate_moons_with_kmeans(tmp_path: Path, capsys: pytest.CaptureFixture
         "40",
         "--compare-kmeans",
         "--quiet",
-        "--out",
+        "--animation",
         path,
     )
     assert status == 0
@@ -483,7 +506,7 @@ def test_animate_moons_with_kmeans(tmp_path: Path, capsys: pytest.CaptureFixture
     assert gif_frames(path) == max(iterations) + 1
     with Image.open(path) as image:
         assert image.size[0] > image.size[1]  # two panels side by side
-    status, _, err = run_cli(capsys, "animate", "--out", path, "--quiet")
+    status, _, err = run_cli(capsys, "animate", "--animation", path, "--quiet")
     assert status == 2 and "exists" in err
 
 
@@ -504,10 +527,10 @@ def test_animate_a_2d_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         "4",
         "--resolution",
         "30",
-        "--network",
+        "--method",
         "linear",
         "--quiet",
-        "--out",
+        "--animation",
         gif,
     )
     assert status == 0
@@ -520,7 +543,7 @@ def test_animate_mp4_needs_ffmpeg(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     if animation.writers.is_available("ffmpeg"):
         pytest.skip("ffmpeg is installed")
-    status, _, err = run_cli(capsys, "animate", "--out", tmp_path / "m.mp4")
+    status, _, err = run_cli(capsys, "animate", "--animation", tmp_path / "m.mp4")
     assert status == 2 and "ffmpeg" in err and err.count("\n") == 1
 
 
@@ -540,7 +563,7 @@ def test_reproduce_quick(
         "1000",
         "--test-subset",
         "300",
-        "--seeds",
+        "--seed",
         "0",
         "--clusters",
         "2",
@@ -596,7 +619,7 @@ def test_kmeans_baseline_scales_uint8_like_the_estimator() -> None:
     rows = data.rows("train")
     assert rows.dtype == np.float32 and rows.shape == (50, 64)
     np.testing.assert_allclose(rows, images.reshape(50, -1) / 255.0, rtol=1e-6)
-    kmeans = ex.fit_kmeans(data, 3, 0, 10)
+    kmeans = ex.fit_kmeans(data, 3, 0, ex.NeuralConfig(max_iter=10))
     neural = ex.fit_neural(data, 3, 0, ex.NeuralConfig(network="nearest-centroid", max_iter=5))
     # both inertias in the [0, 1] units
     assert 0 < kmeans.inertia < 50 * 64 and 0 < neural.inertia < 50 * 64

@@ -38,10 +38,10 @@ def _assert_clean_error(result: subprocess.CompletedProcess | None, capsys=None)
 
 def test_saved_model_predicts_the_fitted_labels(tmp_path, capsys):
     model = tmp_path / "model.nkm"
-    argv = ["run", "--network", "mlp", "--max-iter", "4", "--quiet", "--no-baseline"]
-    assert main([*argv, "--out", str(tmp_path / "run"), "--save", str(model)]) == 0
+    argv = ["run", "--method", "mlp", "--max-iter", "4", "--quiet", "--no-kmeans"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--save-model", str(model)]) == 0
     labels = tmp_path / "pred.npy"
-    predict = ["predict", "--model", str(model), "--input", "digits", "--out", str(labels)]
+    predict = ["predict", "--model", str(model), "--dataset", "digits", "--labels", str(labels)]
     assert main(predict) == 0
     assert "acc" in capsys.readouterr().out  # digits has labels: metrics are printed
     predicted = np.load(labels)
@@ -57,15 +57,15 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
     assert (
         _run(
             "run",
-            "--network",
+            "--method",
             "linear",
             "--max-iter",
             "2",
             "--quiet",
-            "--no-baseline",
+            "--no-kmeans",
             "--out",
             str(tmp_path / "run"),
-            "--save",
+            "--save-model",
             str(model),
         ).returncode
         == 0
@@ -75,7 +75,7 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
     damaged = tmp_path / "damaged.nkm"
     damaged.write_bytes(bytes(content))
     result = _run(
-        "predict", "--model", str(damaged), "--input", "digits", "--out", str(tmp_path / "x.npy")
+        "predict", "--model", str(damaged), "--dataset", "digits", "--labels", str(tmp_path / "x.npy")
     )
     assert result.returncode == 2
     assert "digest" in _assert_clean_error(result)
@@ -86,12 +86,12 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
     "extra, message",
     [
         (["--out", "/proc/neural-kmeans-out"], "cannot create"),
-        (["--save", "/nonexistent-folder/model.nkm"], "does not exist"),
+        (["--save-model", "/nonexistent-folder/model.nkm"], "does not exist"),
         (["--checkpoint", "a", "--resume", "b"], "not two different folders"),
     ],
 )
 def test_bad_output_places_fail_before_any_work(tmp_path, capsys, extra, message):
-    argv = ["run", "--network", "mlp", "--max-iter", "2", "--quiet", "--no-baseline"]
+    argv = ["run", "--method", "mlp", "--max-iter", "2", "--quiet", "--no-kmeans"]
     if "--out" not in extra:
         argv += ["--out", str(tmp_path / "run")]
     assert main([*argv, *extra]) == 2
@@ -100,7 +100,7 @@ def test_bad_output_places_fail_before_any_work(tmp_path, capsys, extra, message
 
 def test_results_folder_is_never_overwritten(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["run", "--network", "linear", "--max-iter", "2", "--quiet", "--no-baseline"]
+    argv = ["run", "--method", "linear", "--max-iter", "2", "--quiet", "--no-kmeans"]
     assert main([*argv, "--out", str(out)]) == 0
     before = (out / "results.json").read_bytes()
     assert main([*argv, "--out", str(out), "--seed", "5"]) == 2
@@ -121,13 +121,13 @@ def test_ctrl_c_checkpoints_and_resume_gives_the_uninterrupted_labels(tmp_path):
         str(data),
         "--clusters",
         "5",
-        "--network",
+        "--method",
         "cnn",
         "--max-iter",
         "6",
         "--seed",
         "1",
-        "--no-baseline",
+        "--no-kmeans",
         "--threads",
         "1",
     ]

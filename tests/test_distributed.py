@@ -74,8 +74,8 @@ def test_shards_cover_the_data_once(n, size):
 def test_torchrun_run_command_gives_the_single_process_labels(tmp_path):
     """``torchrun --nproc-per-node 2 -m neural_kmeans run`` shards the data over two
     processes; process 0 alone writes, and the clusters are one process's."""
-    common = ["run", "--dataset", "digits", "--network", "cnn", "--max-iter", "4"]
-    common += ["--seed", "3", "--no-baseline", "--quiet"]
+    common = ["run", "--dataset", "digits", "--method", "cnn", "--max-iter", "4"]
+    common += ["--seed", "3", "--no-kmeans", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     launcher += ["--nproc-per-node", "2", "-m", "neural_kmeans"]

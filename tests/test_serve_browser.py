@@ -237,7 +237,7 @@ def test_a_finished_run_shows_its_tables_and_exports_results(page, downloads, tm
         time.sleep(0.1)
     results = json.loads(target.read_text())
     assert results["dataset"] == "moons" and results["n_clusters"] == 3
-    assert set(results["methods"]) == {"neural-kmeans", "kmeans"}
+    assert set(results["methods"]) == {results["config"]["network_resolved"], "kmeans"}
 
 
 def test_a_bad_upload_shows_its_error_and_the_page_goes_on(page, tmp_path):

@@ -275,9 +275,10 @@ def test_the_exports_of_a_finished_run(server, tmp_path):
         assert server.request("/api/export/passwords" + query)[0] == 404
     assert set(results) == {"dataset", "n_clusters", "split", "methods", "config", "versions"}
     assert results["dataset"] == "blobs" and results["n_clusters"] == 3
-    assert set(results["methods"]) == {"neural-kmeans", "kmeans"}
-    assert results["methods"]["neural-kmeans"]["train"] == done["scores"]["neural-kmeans"]
-    assert results["methods"]["neural-kmeans"]["n_iter"] == done["n_iter"]
+    network = results["config"]["network_resolved"]
+    assert set(results["methods"]) == {network, "kmeans"}  # the command line's names
+    assert results["methods"][network]["train"] == done["scores"]["neural-kmeans"]
+    assert results["methods"][network]["n_iter"] == done["n_iter"]
     assert results["config"]["n_train"] == 200
     path = tmp_path / "model.nkm"
     path.write_bytes(model_file)

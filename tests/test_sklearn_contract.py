@@ -265,8 +265,8 @@ def test_compare_gives_kmeans_and_the_nearest_centroid_network_the_same_scores(t
 
     from neural_kmeans.app.cli import main
 
-    methods = ["kmeans", "neural-kmeans:nearest-centroid"]
-    argv = ["compare", "--dataset", "digits", "--seeds", "0", "1", "2", "--methods", *methods]
+    methods = ["kmeans", "nearest-centroid"]
+    argv = ["compare", "--dataset", "digits", "--seed", "0", "1", "2", "--methods", *methods]
     assert main([*argv, "--quiet", "--out", str(tmp_path / "c")]) == 0, capsys.readouterr().err
     document = json.loads((tmp_path / "c" / "compare.json").read_text())
     kmeans, ours = (document["methods"][m]["runs"] for m in methods)

@@ -1,29 +1,31 @@
-"""The protocols behind the command line: fit, score, compare with K-means, sweep K.
+"""The protocols behind the command line: fit, score, compare methods, sweep K.
 
 Everything here returns plain Python data (dicts of floats, lists, arrays) and
-writes nothing; :mod:`neural_kmeans.app.cli` turns it into files and
-:mod:`neural_kmeans.app.plotting` / :mod:`neural_kmeans.app.animation` into figures. No
-function here imports matplotlib.
+writes nothing; :mod:`neural_kmeans.app.commands` turns it into files and
+:mod:`neural_kmeans.app.plotting` / :mod:`neural_kmeans.app.animation` into figures.
 
 The protocol of one run
 -----------------------
+* A method is named the same everywhere: ``cnn``, ``mlp``, ``linear``,
+  ``nearest-centroid`` (the network that makes the loop K-means), ``learned`` (the
+  learned space) or ``kmeans`` (scikit-learn's ``KMeans``); ``auto`` stands for ``cnn``
+  on images and ``mlp`` on rows.
 * The model is fitted on the training split (``"train"`` for MNIST and
-  Fashion-MNIST, all the samples for the other sources).
-* Train scores come from the fitted labels (``labels_``); test scores, when the
-  data set has a test split, from ``predict`` on the test samples.
-* The baseline is scikit-learn's ``KMeans(n_clusters=K, n_init=1, max_iter=...,
-  random_state=seed)`` fitted on the same samples, flattened and scaled the same
-  way (uint8 divided by 255), scored the same way (``labels_``, ``predict``).
-* ``inertia`` is the sum of squared distances to the assigned centroids, in the
-  scaled units both methods see (uint8 data divided by 255; other data as is).
-* ``seconds`` is the wall time of ``fit`` alone (no scoring, no figures).
+  Fashion-MNIST, all the samples for the other sources); train scores come from the
+  fitted labels, test scores (when there is a test split) from ``predict``.
+* ``kmeans`` is fitted on the same samples, flattened and scaled the same way (uint8
+  divided by 255), with the same ``init``, ``n_init`` and ``tol`` and ``max_iter``
+  (300 unless given).
+* ``inertia`` is in the units both methods see: the samples scaled to [0, 1] (uint8
+  divided by 255; other data as is). ``seconds`` is the wall time of ``fit`` alone.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,38 +34,39 @@ from neural_kmeans.app.data import DataSplit, resolve_clusters, versions, warm_u
 from neural_kmeans.app.errors import UsageError
 from neural_kmeans.core.metrics import METRIC_NAMES, evaluate
 
-#: Name of the neural method in results (``"neural-kmeans:<network>"`` in comparisons).
-NEURAL = "neural-kmeans"
-#: Name of scikit-learn's K-means in results.
+#: scikit-learn's K-means in results.
 KMEANS = "kmeans"
-#: The method name of ``NeuralKMeans(features="learned")`` in ``compare``.
-LEARNED = f"{NEURAL}:learned"
-
-#: The seed notebook's published test scores on MNIST (K=10).
+#: The learned mode in results.
+LEARNED = "learned"
+#: The networks of the pixel loop, by their method names.
+NETWORKS = ("cnn", "mlp", "linear", "nearest-centroid")
+#: The reference notebook's published test scores on MNIST (K=10).
 NOTEBOOK_REFERENCE: dict[str, dict[str, float]] = {
     "kmeans": {"rand": 0.880, "purity": 0.594},
     "cnn": {"rand": 0.851, "purity": 0.492},
 }
+#: The label-free scores ``sweep`` adds: silhouette on at most this many samples.
+SILHOUETTE_SAMPLES = 2000
+
 
 # --------------------------------------------------------------------------- fitting
-
-
 @dataclass
 class NeuralConfig:
-    """The estimator's options that the command line exposes."""
+    """The estimator's options the command line exposes; None: the estimator's default."""
 
     network: str = "auto"
-    init: str = "k-means++"
+    init: str | None = None
     max_iter: int | None = None
-    steps_per_iter: int = 10
+    steps_per_iter: int | None = None
     learning_rate: float | None = None
-    tol: float = 1e-4
-    n_init: str | int = "auto"
+    tol: float | None = None
+    n_init: str | int | None = None
     batch_size: int | None = None
     device: str = "auto"
     features: str = "pixels"
     checkpoint_dir: str | None = None
     resume: bool = False
+    verbose: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The options as a JSON-ready dict."""
@@ -71,7 +74,7 @@ class NeuralConfig:
 
 
 #: ``callback(state) -> stop?``, as the estimator takes it (state: the loop's
-#: :class:`~neural_kmeans.core.loop.LoopState`).
+#: :class:`~neural_kmeans.core.state.LoopState`).
 Callback = Callable[[Any], Any]
 
 
@@ -80,6 +83,9 @@ class Reporter:
 
     The command line subclasses it to show progress bars and log lines.
     """
+
+    def plan(self, fits: int) -> None:
+        """The protocol is about to make ``fits`` fits (for its progress and time left)."""
 
     def start_fit(self, label: str, max_iter: int) -> Callback | None:
         """A fit of ``label`` begins; return a callback for its iterations, or None.
@@ -102,7 +108,7 @@ class MethodRun:
     Attributes
     ----------
     method : str
-        ``"neural-kmeans"``, ``"neural-kmeans:<network>"`` or ``"kmeans"``.
+        Its name (see the module's notes).
     seed, n_clusters : int
     train_labels, test_labels : ndarray, ndarray or None
     train, test : dict or None
@@ -149,22 +155,32 @@ def _estimator(
     n_clusters: int, seed: int, config: NeuralConfig, *, init: Any = None, **options: Any
 ) -> Any:
     """A ``NeuralKMeans`` set up from ``config`` (``init``, when given, in place of
-    ``config.init``) and the further estimator ``options``."""
+    ``config.init``) and the further estimator ``options``; unset options keep the
+    estimator's defaults; the learned mode takes ``max_iter`` and ``tol`` as its own."""
     from neural_kmeans.estimator import NeuralKMeans
 
+    given = {
+        "init": config.init if init is None else init,
+        "steps_per_iter": config.steps_per_iter,
+        "learning_rate": config.learning_rate,
+        "n_init": config.n_init,
+        "batch_size": config.batch_size,
+        "max_iter": config.max_iter,
+        "tol": config.tol,
+    }
+    if config.features == LEARNED:
+        loop = {k: given.pop(k) for k in ("max_iter", "tol")}
+        learned = {k: v for k, v in loop.items() if v is not None}
+        options.setdefault("learned_params", learned or None)
+    settings = {k: v for k, v in given.items() if v is not None}
     return NeuralKMeans(
         n_clusters,
         network=config.network,
-        init=config.init if init is None else init,
-        steps_per_iter=config.steps_per_iter,
-        learning_rate=config.learning_rate,
-        max_iter=config.max_iter,
-        tol=config.tol,
-        n_init=config.n_init,
-        batch_size=config.batch_size,
         device=config.device,
         features=config.features,
         random_state=seed,
+        verbose=config.verbose,
+        **settings,
         **options,
     )
 
@@ -177,26 +193,9 @@ def fit_neural(
     *,
     record_centroids: bool = False,
     callbacks: Sequence[Callback] = (),
-    method: str = NEURAL,
+    method: str = "auto",
 ) -> MethodRun:
-    """Fit ``NeuralKMeans`` on the training split and score it.
-
-    Parameters
-    ----------
-    data : DataSplit
-    n_clusters, seed : int
-    config : NeuralConfig
-    record_centroids : bool
-        Keep each iteration's centroids in ``model.history_``.
-    callbacks : sequence of callables
-        Passed to the estimator.
-    method : str
-        Name of the run.
-
-    Returns
-    -------
-    MethodRun
-    """
+    """Fit ``NeuralKMeans`` on the training split and score it."""
     warm_up()
     model = _estimator(
         n_clusters,
@@ -226,13 +225,21 @@ def fit_neural(
     )
 
 
-def fit_kmeans(
-    data: DataSplit, n_clusters: int, seed: int, max_iter: int, tol: float = 1e-4
-) -> MethodRun:
-    """Fit scikit-learn's ``KMeans(n_init=1)`` on the same (scaled, flat) samples and score it."""
+def kmeans_settings(config: NeuralConfig) -> dict[str, Any]:
+    """scikit-learn ``KMeans``'s settings under ``config``: its init, runs, stopping rule."""
+    return {
+        "init": config.init or "k-means++",
+        "n_init": config.n_init or "auto",
+        "max_iter": config.max_iter or 300,
+        "tol": 1e-4 if config.tol is None else config.tol,
+    }
+
+
+def fit_kmeans(data: DataSplit, n_clusters: int, seed: int, config: NeuralConfig) -> MethodRun:
+    """Fit scikit-learn's ``KMeans`` on the same (scaled, flat) samples and score it."""
     from sklearn.cluster import KMeans
 
-    model = KMeans(n_clusters, n_init=1, max_iter=max_iter, tol=tol, random_state=seed)
+    model = KMeans(n_clusters, random_state=seed, **kmeans_settings(config))
     rows = data.rows("train")
     started = time.perf_counter()
     model.fit(rows)
@@ -254,19 +261,10 @@ def fit_kmeans(
 
 
 def run_results(
-    data: DataSplit,
-    n_clusters: int,
-    runs: dict[str, MethodRun],
-    config: dict[str, Any],
+    data: DataSplit, n_clusters: int, runs: dict[str, MethodRun], config: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``results.json`` document of one run.
-
-    Returns
-    -------
-    dict
-        ``{"dataset", "n_clusters", "split": {"fit", "test"}, "methods": {name: RUN},
-        "config", "versions"}``.
-    """
+    """The ``results.json`` document of one run: ``{"dataset", "n_clusters", "split":
+    {"fit", "test"}, "methods": {name: RUN}, "config", "versions"}``."""
     return {
         "dataset": data.name,
         "n_clusters": n_clusters,
@@ -277,24 +275,62 @@ def run_results(
     }
 
 
-# --------------------------------------------------------------------------- compare, sweep
+# --------------------------------------------------------------------------- the methods
+def images_of(data: DataSplit) -> bool:
+    """Whether the CNN applies: images of at least 8x8 pixels, or rows of 784 features
+    (which the estimator reads as 28x28 images)."""
+    shape = data.image_shape
+    if shape is None:
+        return data.n_features == 28 * 28
+    return min(shape[-2:]) >= 8
+
+
+def resolve_method(method: str, data: DataSplit) -> str:
+    """``auto`` as the network it stands for on ``data`` (cnn for images, mlp for rows)."""
+    if method == "auto":
+        return "cnn" if images_of(data) else "mlp"
+    return method
 
 
 def available_methods(data: DataSplit) -> list[str]:
-    """Methods that apply to ``data``: neural-kmeans with each network, then kmeans.
+    """The methods ``compare`` runs by default: every network that applies, then kmeans."""
+    return [n for n in NETWORKS if n != "cnn" or images_of(data)] + [KMEANS]
 
-    The CNN is offered only for images of at least 8x8 pixels (or rows of 784 features,
-    which the estimator reads as 28x28 images).
+
+def check_methods(data: DataSplit, methods: Sequence[str]) -> list[str]:
+    """The distinct ``methods`` (``auto`` resolved), each checked against ``data``.
+
+    Raises
+    ------
+    UsageError
+        For a method that does not apply to the data (the CNN on rows or tiny images).
     """
-    from neural_kmeans.core.networks import NETWORK_NAMES
+    resolved = [resolve_method(m, data) for m in methods]
+    for method in resolved:
+        if method == "cnn" and not images_of(data):
+            raise UsageError(
+                f"the cnn method needs images of at least 8x8 pixels; {data.name} holds "
+                f"samples of shape {tuple(data.x_train.shape[1:])}: use mlp"
+            )
+    return list(dict.fromkeys(resolved))
 
-    shape = data.image_shape
-    # 784 features are read as 28x28 images by the estimator
-    images = (shape is not None and min(shape[-2:]) >= 8) or (
-        shape is None and data.n_features == 784
-    )
-    networks = [n for n in NETWORK_NAMES if n != "auto" and (n != "cnn" or images)]
-    return [f"{NEURAL}:{n}" for n in networks] + [KMEANS]
+
+def method_config(method: str, config: NeuralConfig) -> NeuralConfig:
+    """``config`` for one neural method: its network, or the learned mode."""
+    if method == LEARNED:
+        return replace(config, features=LEARNED, network="auto")
+    return replace(config, network=method, features="pixels")
+
+
+def max_iterations(config: NeuralConfig) -> int:
+    """The most iterations a fit with ``config`` may run (for progress bars)."""
+    if config.features == LEARNED:
+        from neural_kmeans.representation.self_labelling import LearnedParams
+
+        return config.max_iter or LearnedParams().max_iter
+    if config.max_iter is not None:
+        return config.max_iter
+    return 300 if config.network == "nearest-centroid" else 20
 
 
 def fit_method(
@@ -304,55 +340,35 @@ def fit_method(
     seed: int,
     config: NeuralConfig,
     *,
-    kmeans_max_iter: int,
     reporter: Reporter | None = None,
     record_centroids: bool = False,
+    name: str | None = None,
 ) -> MethodRun:
-    """Fit one named method (``"kmeans"``, ``"neural-kmeans"`` or ``"neural-kmeans:<net>"``).
-
-    Raises
-    ------
-    UsageError
-        For an unknown method name.
-    """
+    """Fit one method by name (see the module's notes), reported as ``name`` (its own
+    name by default)."""
     reporter = reporter or Reporter()
-    label = f"{method} K={n_clusters} seed={seed}"
+    name = name or method
+    label = f"{name} K={n_clusters} seed={seed}"
     if method == KMEANS:
         reporter.start_fit(label, 0)
-        run = fit_kmeans(data, n_clusters, seed, kmeans_max_iter, config.tol)
-    elif method == NEURAL or method.startswith(f"{NEURAL}:"):
-        if method == LEARNED:
-            config = NeuralConfig(**{**config.as_dict(), "features": "learned"})
-        elif ":" in method:
-            network = method.split(":", 1)[1]
-            config = NeuralConfig(**{**config.as_dict(), "network": network, "features": "pixels"})
-        callback = reporter.start_fit(label, max_iterations(config))
+        run = fit_kmeans(data, n_clusters, seed, config)
+    else:
+        settings = method_config(method, config)
+        callback = reporter.start_fit(label, max_iterations(settings))
         run = fit_neural(
             data,
             n_clusters,
             seed,
-            config,
+            settings,
             record_centroids=record_centroids,
             callbacks=[callback] if callback else (),
-            method=method,
+            method=name,
         )
-    else:
-        raise UsageError(f"unknown method {method!r}; use kmeans or neural-kmeans:<network>")
     reporter.end_fit(label, run)
     return run
 
 
-def max_iterations(config: NeuralConfig) -> int:
-    """The most iterations a fit with ``config`` may run (for progress bars)."""
-    if config.features == "learned":
-        from neural_kmeans.representation.self_labelling import LearnedParams
-
-        return LearnedParams().max_iter
-    if config.max_iter is not None:
-        return config.max_iter
-    return 300 if config.network == "nearest-centroid" else 20
-
-
+# --------------------------------------------------------------------------- compare, sweep
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
     array = np.asarray(values, dtype=float)
     std = float(array.std(ddof=1)) if array.size > 1 else 0.0
@@ -360,14 +376,9 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 
 def summarize(runs: Sequence[MethodRun]) -> dict[str, Any]:
-    """Mean and sample standard deviation over seeds of every metric, seconds, n_iter, inertia.
-
-    Returns
-    -------
-    dict
-        ``{"train": {metric: {"mean", "std"}} or None, "test": ... or None,
-        "seconds": {"mean", "std"}, "n_iter": ..., "inertia": ..., "n_runs": int}``.
-    """
+    """Mean and sample standard deviation over seeds of every metric, seconds, n_iter and
+    inertia: ``{"train": {metric: {"mean", "std"}} or None, "test": ... or None,
+    "seconds": ..., "n_iter": ..., "inertia": ..., "n_runs": int}``."""
     summary: dict[str, Any] = {}
     for split in ("train", "test"):
         scores = [getattr(run, split) for run in runs]
@@ -391,47 +402,24 @@ def run_record(run: MethodRun) -> dict[str, Any]:
     return {"seed": run.seed, "n_clusters": run.n_clusters, **run.to_dict()}
 
 
-def check_methods(data: DataSplit, methods: Sequence[str]) -> list[str]:
-    """The distinct ``methods``, after checking that each applies to ``data``.
-
-    Raises
-    ------
-    UsageError
-        For an unknown method or one that does not fit the data (the CNN on rows).
-    """
-    known = available_methods(data)
-    extra = [f"{NEURAL}:auto", NEURAL, LEARNED]
-    for method in methods:
-        if method not in known and method not in extra:
-            raise UsageError(
-                f"method {method!r} does not apply to {data.name}; choose from {', '.join(known)}"
-            )
-    return list(dict.fromkeys(methods))
-
-
 def _fit_seeds(
     method: str,
     data: DataSplit,
     n_clusters: int,
     seeds: Sequence[int],
     config: NeuralConfig,
-    kmeans_max_iter: int,
     reporter: Reporter | None,
-) -> dict[str, Any]:
-    """``{"runs": [RUN + seed], "summary": summarize(...)}`` of ``method`` fitted with each seed."""
+    done: dict[tuple[str, int, int], MethodRun] | None = None,
+) -> tuple[list[MethodRun], dict[str, Any]]:
+    """``method`` fitted with each seed (a run already ``done`` is taken as it is): the
+    runs, and ``{"runs": [RUN + seed], "summary": summarize(...)}``."""
+    done = done or {}
     runs = [
-        fit_method(
-            method,
-            data,
-            n_clusters,
-            seed,
-            config,
-            kmeans_max_iter=kmeans_max_iter,
-            reporter=reporter,
-        )
+        done.get((method, n_clusters, seed))
+        or fit_method(method, data, n_clusters, seed, config, reporter=reporter)
         for seed in seeds
     ]
-    return {"runs": [run_record(run) for run in runs], "summary": summarize(runs)}
+    return runs, {"runs": [run_record(run) for run in runs], "summary": summarize(runs)}
 
 
 def compare_methods(
@@ -441,18 +429,13 @@ def compare_methods(
     seeds: Sequence[int],
     config: NeuralConfig,
     *,
-    kmeans_max_iter: int,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Fit every method with every seed; summarize each method over the seeds.
-
-    Returns
-    -------
-    dict
-        ``{"dataset", "n_clusters", "split", "score_split", "seeds",
-        "methods": {method: {"runs": [RUN + seed], "summary": summarize(...)}}}``.
-    """
+    """Fit every method with every seed; summarize each method over the seeds:
+    ``{"dataset", "n_clusters", "split", "score_split", "seeds", "methods": {method:
+    {"runs": [RUN + seed], "summary": summarize(...)}}}``."""
     methods = check_methods(data, methods)
+    (reporter or Reporter()).plan(len(methods) * len(seeds))
     document: dict[str, Any] = {
         "dataset": data.name,
         "n_clusters": n_clusters,
@@ -462,10 +445,33 @@ def compare_methods(
         "methods": {},
     }
     for method in methods:
-        document["methods"][method] = _fit_seeds(
-            method, data, n_clusters, seeds, config, kmeans_max_iter, reporter
+        _, document["methods"][method] = _fit_seeds(
+            method, data, n_clusters, seeds, config, reporter
         )
     return document
+
+
+def label_free_scores(data: DataSplit, runs: Sequence[MethodRun]) -> dict[str, Any]:
+    """Scores that need no labels: the silhouette of each run (mean ± std, on at most
+    :data:`SILHOUETTE_SAMPLES` training samples) and the stability of the clusterings
+    over the seeds (the mean adjusted Rand index of every pair; None for one seed)."""
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+    rows = data.rows("train")
+    size = min(SILHOUETTE_SAMPLES, rows.shape[0])
+    silhouettes = []
+    for run in runs:
+        if len(np.unique(run.train_labels)) < 2:
+            silhouettes.append(0.0)  # one cluster: silhouette is undefined, 0 by convention
+            continue
+        value = silhouette_score(rows, run.train_labels, sample_size=size, random_state=0)
+        silhouettes.append(float(value))
+    pairs = list(itertools.combinations(runs, 2))
+    stability = None
+    if pairs:
+        scores = [adjusted_rand_score(a.train_labels, b.train_labels) for a, b in pairs]
+        stability = float(np.mean(scores))
+    return {"silhouette": _mean_std(silhouettes), "stability": stability}
 
 
 def sweep_clusters(
@@ -475,20 +481,23 @@ def sweep_clusters(
     seeds: Sequence[int],
     config: NeuralConfig,
     *,
-    kmeans_max_iter: int,
     reporter: Reporter | None = None,
+    kmeans_config: NeuralConfig | None = None,
+    done: dict[tuple[str, int, int], MethodRun] | None = None,
 ) -> dict[str, Any]:
-    """Every method at every K (each over the seeds).
+    """Every method at every K over the seeds, with the label-free scores:
+    ``{"dataset", "split", "score_split", "clusters", "seeds", "methods": {method:
+    [{"n_clusters", "runs", "summary", "silhouette", "stability"} per K]}}``.
 
-    Returns
-    -------
-    dict
-        ``{"dataset", "split", "score_split", "clusters", "seeds",
-        "methods": {method: [{"n_clusters", "runs", "summary"} per K]}}``.
+    ``kmeans_config`` sets K-means apart (default: ``config``); runs already ``done``,
+    by ``(method, K, seed)``, are not fitted again.
     """
     for k in clusters:
         resolve_clusters(data, k)
     methods = check_methods(data, methods)
+    done = done or {}
+    todo = [(m, k, s) for k in clusters for m in methods for s in seeds if (m, k, s) not in done]
+    (reporter or Reporter()).plan(len(todo))
     document: dict[str, Any] = {
         "dataset": data.name,
         "split": data.split,
@@ -499,6 +508,8 @@ def sweep_clusters(
     }
     for k in clusters:
         for method in methods:
-            entry = _fit_seeds(method, data, k, seeds, config, kmeans_max_iter, reporter)
-            document["methods"][method].append({"n_clusters": k, **entry})
+            settings = kmeans_config if method == KMEANS and kmeans_config else config
+            runs, entry = _fit_seeds(method, data, k, seeds, settings, reporter, done)
+            scores = label_free_scores(data, runs)
+            document["methods"][method].append({"n_clusters": k, **entry, **scores})
     return document

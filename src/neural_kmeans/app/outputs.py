@@ -89,16 +89,24 @@ def make_out_dir(path: Path, context: dict[str, Any]) -> Path:
     return path
 
 
-def check_out_file(out: str | None, default_name: str, overwrite: bool) -> Path:
-    """The output file's path, checked: never an existing file unless ``overwrite``."""
+def check_out_file(
+    out: str | None, default_name: str, overwrite: bool, *, suffixes: tuple[str, ...]
+) -> Path:
+    """An output file's path, checked before any work: one of ``suffixes`` (written
+    exactly as named), never a folder, never an existing file unless ``overwrite``.
+    Without ``out``: a new ``runs/<default_name>-<time>`` with the first suffix."""
     if out is None:
-        path = _new_path(Path("runs") / f"{default_name}-{_timestamp()}", ".gif")
-    else:
-        path = Path(out).expanduser()
-        if path.is_dir():
-            raise UsageError(f"--out {str(path)!r} is a folder; give a file name")
-        if path.exists() and not overwrite:
-            raise UsageError(f"--out {str(path)!r} exists; choose another name or pass --overwrite")
+        return _new_path(Path("runs") / f"{default_name}-{_timestamp()}", suffixes[0])
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{str(path)!r} must end in {' or '.join(suffixes)}; for example "
+            f"{path.with_suffix(suffixes[0]).name}"
+        )
+    if path.is_dir():
+        raise UsageError(f"{str(path)!r} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{str(path)!r} exists; choose another name or pass --overwrite")
     return path
 
 

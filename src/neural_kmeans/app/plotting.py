@@ -23,7 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics.cluster import contingency_matrix
 
 from neural_kmeans.app.data import DataSplit
-from neural_kmeans.app.experiments import KMEANS, NEURAL, MethodRun
+from neural_kmeans.app.experiments import KMEANS, MethodRun
 from neural_kmeans.core.metrics import METRIC_NAMES
 
 __all__ = [
@@ -47,6 +47,9 @@ _METRIC_LABELS = {
     "ari": "adjusted Rand index",
     "rand": "Rand index",
     "purity": "purity",
+    "inertia": "inertia (scaled units)",
+    "silhouette": "silhouette",
+    "stability": "stability (ARI between seeds)",
 }
 
 
@@ -205,6 +208,32 @@ def _save(fig: Any, path: str | Path, title: str = "") -> Path:
     return path
 
 
+def matching_colors(reference: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """For each cluster of ``labels``, the index of the colour of the ``reference``
+    cluster it overlaps most (one to one, Hungarian); unmatched clusters keep theirs."""
+    table = np.zeros((n_clusters, n_clusters))
+    np.add.at(table, (labels, np.clip(reference, 0, n_clusters - 1)), 1)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    order = np.arange(n_clusters)
+    order[rows] = cols
+    return order
+
+
+#: One colour per method, the same in every figure.
+METHOD_COLORS = {
+    "kmeans": "C0", "cnn": "C1", "mlp": "C2", "linear": "C3", "nearest-centroid": "C4",
+    "learned": "C5", "cnn-1-step": "C6", "cnn-10-steps": "C1",
+}  # fmt: skip
+
+
+def _color(name: str) -> str | None:
+    """The colour of a method (or a label that starts with its name)."""
+    key = name.split()[0].lower().rstrip(",")
+    if key == "k-means":
+        key = "kmeans"
+    return METHOD_COLORS.get(key)
+
+
 def _ordered_table(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Contingency table (classes x clusters), clusters ordered to put matches on the diagonal."""
     clusters = np.unique(y_pred)
@@ -239,30 +268,25 @@ def plot_confusion(
     classes = np.unique(y_true)
     n = len(predictions)
     widest = max(np.unique(p).size for p in predictions.values())
-    width = max(3.2, 0.42 * widest + 1.6)
-    height = max(3.0, 0.36 * classes.size + 1.4)
+    width = max(4.0, 0.5 * widest + 2.4)
+    height = max(3.4, 0.42 * classes.size + 1.6)
     fig = Figure(figsize=(width * n, height))
     axes = fig.subplots(1, n, squeeze=False)
     for ax, (name, y_pred) in zip(axes.flat, predictions.items(), strict=True):
         table, clusters = _ordered_table(y_true, np.asarray(y_pred))
-        ax.imshow(table, cmap="Blues", aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(clusters)), [str(c) for c in clusters], fontsize=7)
-        ax.set_yticks(range(classes.size), [str(c) for c in classes], fontsize=7)
-        ax.set_xlabel("cluster")
+        image = ax.imshow(table, cmap="Blues", aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="samples")
+        ax.set_xticks(range(len(clusters)), [str(c) for c in clusters], fontsize=8)
+        ax.set_yticks(range(classes.size), [str(c) for c in classes], fontsize=8)
+        ax.set_xlabel("cluster (reordered: best match on the diagonal)")
         ax.set_ylabel("class")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=11)
         if table.size <= 400:
             top = table.max() or 1
+            size = 8 if table.shape[1] <= 12 else 6.5
             for (i, j), count in np.ndenumerate(table):
-                ax.text(
-                    j,
-                    i,
-                    str(count),
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if count > 0.6 * top else "black",
-                )
+                color = "white" if count > 0.6 * top else "black"
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=size, color=color)
     return _save(fig, path, title)
 
 
@@ -293,22 +317,38 @@ def plot_history(
         ("changed", "fraction of samples that changed", 1.0),
         ("inertia", "inertia", inertia_scale),
     )
+    last = max((len(history) for history in histories.values()), default=1)
     for ax, (key, label, factor) in zip(axes, panels, strict=True):
         for name, history in histories.items():
             iterations = [record["iteration"] for record in history]
             values = [record[key] * factor for record in history]
-            ax.plot(iterations, values, marker="o", markersize=3, label=name)
+            ax.plot(iterations, values, marker="o", markersize=4, label=name, color=_color(name))
         if key == "inertia" and reference_inertia:
-            for offset, (name, value) in enumerate(reference_inertia.items()):
-                ax.axhline(value, linestyle="--", color=f"C{len(histories) + offset}", label=name)
+            for name, value in reference_inertia.items():
+                ax.axhline(value, linestyle="--", color=_color(name), label=name)
         ax.set_xlabel("iteration")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last + 0.5)  # one iteration too: a point in the middle, one tick
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=False)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     _, labels = axes[-1].get_legend_handles_labels()
     if len(labels) > 1:
         axes[-1].legend(fontsize=8)
     return _save(fig, path, title)
+
+
+def _sweep_value(point: Mapping, metric: str, split: str) -> tuple[float, float]:
+    if metric == "stability":
+        value = point.get("stability")
+        return (math.nan if value is None else value), 0.0
+    if metric == "silhouette":
+        return point["silhouette"]["mean"], point["silhouette"]["std"]
+    if metric == "inertia":
+        return point["summary"]["inertia"]["mean"], point["summary"]["inertia"]["std"]
+    stat = point["summary"][split][metric]
+    return stat["mean"], stat["std"]
 
 
 def plot_sweep(
@@ -318,30 +358,34 @@ def plot_sweep(
     *,
     labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """One metric against K for every method of a sweep document.
+    """One metric against K for every method of a sweep document (each method in its
+    own colour, the same in every figure).
 
     Parameters
     ----------
     sweep : mapping
         :func:`neural_kmeans.app.experiments.sweep_clusters`'s document.
     metric : str
-        One of acc, nmi, ari, rand, purity.
+        One of :func:`sweep_metrics`.
     path : path-like
     labels : mapping, optional
         Display names of the methods.
     """
     split = sweep["score_split"]
-    fig = Figure(figsize=(5.2, 3.6))
+    fig = Figure(figsize=(5.4, 3.8))
     ax = fig.subplots()
     for method, points in sweep["methods"].items():
         ks = [point["n_clusters"] for point in points]
-        stats = [point["summary"][split][metric] for point in points]
-        means = [s["mean"] for s in stats]
-        stds = [s["std"] for s in stats]
+        values = [_sweep_value(point, metric, split) for point in points]
+        means, stds = [v[0] for v in values], [v[1] for v in values]
         name = (labels or {}).get(method, method)
-        ax.errorbar(ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, label=name)
+        ax.errorbar(
+            ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, label=name,
+            color=_color(method),
+        )  # fmt: skip
+    where = "" if metric in ("inertia", "silhouette", "stability") else f" ({split})"
     ax.set_xlabel("number of clusters K")
-    ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)} ({split})")
+    ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)}{where}")
     ax.set_xticks(list(sweep["clusters"]))
     ax.set_title(f"{sweep['dataset']}: {_METRIC_LABELS.get(metric, metric)} against K", fontsize=10)
     ax.grid(alpha=0.3)
@@ -369,8 +413,13 @@ def plot_clusters_2d(
     n = len(predictions)
     fig = Figure(figsize=(4.2 * n, 4.0))
     axes = fig.subplots(1, n, squeeze=False)
+    first = np.asarray(next(iter(predictions.values()))[0])
     for ax, (name, (labels, centers)) in zip(axes.flat, predictions.items(), strict=True):
-        colors = cluster_colors(len(centers))
+        # the same blob in the same colour in every panel: each panel's clusters take
+        # the colours of the first panel's clusters they overlap most (Hungarian)
+        colors = cluster_colors(len(centers))[
+            matching_colors(first, np.asarray(labels), len(centers))
+        ]
         ax.scatter(x[:, 0], x[:, 1], c=colors[np.asarray(labels)], s=6, linewidths=0)
         ax.scatter(centers[:, 0], centers[:, 1], c=colors, s=120, marker="*", edgecolors="black")
         ax.set_title(name, fontsize=10)
@@ -446,7 +495,9 @@ def _score_labels(data: DataSplit, run: MethodRun) -> tuple[np.ndarray | None, n
     return data.y_train, run.train_labels
 
 
-def run_figures(data: DataSplit, runs: Mapping[str, MethodRun], out: Path) -> list[str]:
+def run_figures(
+    data: DataSplit, runs: Mapping[str, MethodRun], out: Path, neural_name: str
+) -> list[str]:
     """The figures of ``neural-kmeans run``; returns what was written, for the summary.
 
     ``centroids/`` and ``centroids.gif`` for images, ``clusters.png`` for 2-D rows,
@@ -454,7 +505,7 @@ def run_figures(data: DataSplit, runs: Mapping[str, MethodRun], out: Path) -> li
     a test split).
     """
     written = []
-    neural = runs[NEURAL]
+    neural = runs[neural_name]
     model = neural.model
     if model.image_shape_ is not None:
         files = centroid_figures(neural, data, out, "centroids", data.name)
@@ -470,7 +521,7 @@ def run_figures(data: DataSplit, runs: Mapping[str, MethodRun], out: Path) -> li
         written.append(path.name)
     reference = {"kmeans (final)": runs[KMEANS].inertia} if KMEANS in runs else None
     path = plot_history(
-        {NEURAL: model.history_},
+        {neural_name: model.history_},
         out / "history.png",
         inertia_scale=data.scale**2,
         reference_inertia=reference,
@@ -482,7 +533,7 @@ def run_figures(data: DataSplit, runs: Mapping[str, MethodRun], out: Path) -> li
         split = "test" if data.x_test is not None else data.fit_split
         predictions = {name: _score_labels(data, run)[1] for name, run in runs.items()}
         path = plot_confusion(
-            y_true, predictions, out / "confusion.png", title=f"{data.name} ({split})"
+            y_true, predictions, out / "confusion.png", title=f"{data.name}, {split} split"
         )
         written.append(path.name)
     return written
@@ -530,7 +581,7 @@ def reproduce_figures(
     )
     figures["confusion"] = "confusion.png"
     if document.get("sweep"):
-        labels = {KMEANS: "K-means", f"{NEURAL}:cnn": "CNN, 10 steps"}
+        labels = {KMEANS: "K-means", "cnn": "CNN, 10 steps"}
         for metric in METRIC_NAMES:
             name = f"sweep_{metric}.png"
             plot_sweep(document["sweep"], metric, out / name, labels=labels)

@@ -13,7 +13,8 @@ from neural_kmeans.core.metrics import METRIC_NAMES
 
 __all__ = ["compare_table", "mean_std", "reproduce_report", "sweep_table"]
 
-_HEADERS = {"acc": "acc", "nmi": "NMI", "ari": "ARI", "rand": "Rand", "purity": "purity"}
+#: Column headers: the metrics' own names, as in every output of the command line.
+_HEADERS = {m: m for m in (*METRIC_NAMES, "inertia", "silhouette", "stability")}
 _VARIANT_LABELS = {
     "kmeans": "K-means (scikit-learn)",
     "cnn-1-step": "CNN, 1 Adam step / iteration (the notebook's code)",
@@ -60,12 +61,32 @@ def compare_table(document: Mapping[str, Any], split: str | None = None) -> str:
     return _table(header, rows)
 
 
+def sweep_metrics(document: Mapping[str, Any]) -> list[str]:
+    """The scores a sweep document holds: the label ones when it has labels, then the
+    inertia, silhouette and stability, which need none."""
+    first = next(iter(document["methods"].values()))[0]
+    labelled = first["summary"][document["score_split"]] is not None
+    return [*(METRIC_NAMES if labelled else ()), "inertia", "silhouette", "stability"]
+
+
+def _sweep_cell(point: Mapping[str, Any], metric: str, split: str) -> str:
+    if metric == "stability":
+        value = point.get("stability")
+        return "—" if value is None else f"{value:.3f}"
+    if metric == "silhouette":
+        return mean_std(point["silhouette"])
+    if metric == "inertia":
+        return f"{point['summary']['inertia']['mean']:.4g}"
+    scores = point["summary"][split]
+    return mean_std(scores[metric] if scores else None)
+
+
 def sweep_table(
     document: Mapping[str, Any],
     metrics: Sequence[str] = METRIC_NAMES,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """Markdown table of a sweep: one row per K, one column per method and metric.
+    """Markdown table of a sweep: one row per K, one column per method and score.
 
     ``labels`` gives display names of the methods.
     """
@@ -77,8 +98,8 @@ def sweep_table(
     for index, k in enumerate(document["clusters"]):
         row = [str(k)]
         for method in methods:
-            scores = document["methods"][method][index]["summary"][split]
-            row += [mean_std(scores[m] if scores else None) for m in metrics]
+            point = document["methods"][method][index]
+            row += [_sweep_cell(point, m, split) for m in metrics]
         rows.append(row)
     return _table(header, rows)
 
@@ -251,7 +272,7 @@ def _sweep_lines(document: Mapping[str, Any], figures: Mapping[str, str]) -> lis
             f"{', '.join(str(k) for k in sweep['clusters'])}, seed {sweep['seeds'][0]} "
             "only (one fit per method and K), scored on the test set.",
             "",
-            sweep_table(sweep, metrics, {"kmeans": "K-means", "neural-kmeans:cnn": "CNN"}),
+            sweep_table(sweep, metrics, {"kmeans": "K-means", "cnn": "CNN"}),
             "",
         ]
         for metric in METRIC_NAMES:

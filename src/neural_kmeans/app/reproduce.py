@@ -10,13 +10,11 @@ from typing import Any
 from neural_kmeans.app.data import DataSplit, resolve_clusters
 from neural_kmeans.app.experiments import (
     KMEANS,
-    NEURAL,
     NOTEBOOK_REFERENCE,
     MethodRun,
     NeuralConfig,
     Reporter,
     fit_method,
-    fit_neural,
     history_record,
     run_record,
     summarize,
@@ -40,13 +38,10 @@ def reproduce_protocol(
     n_clusters: int = 10,
     reporter: Reporter | None = None,
 ) -> tuple[dict[str, Any], dict[str, MethodRun]]:
-    """The seed notebook's protocol.
-
-    For every seed: K-means (``max_iter=kmeans_max_iter``), then the CNN loop with
-    ``init="random"`` for ``max_iter`` iterations with one Adam step per iteration
-    (the notebook's code) and with ten (what its figures reflect); each fitted on
-    the training split and scored on the test split. Then the K sweep with K-means
-    and the 10-step CNN, with the first seed only.
+    """The notebook's protocol: for every seed, K-means (``max_iter=kmeans_max_iter``)
+    and the CNN loop (``init="random"``, ``max_iter`` iterations) with one Adam step per
+    iteration (its code) and with ten (what its figures reflect), fitted on the training
+    split, scored on the test split; then the sweep over ``clusters`` (first seed).
 
     Returns
     -------
@@ -58,53 +53,57 @@ def reproduce_protocol(
         The first seed's run of each method (with centroids recorded), for figures.
     """
     reporter = reporter or Reporter()
-    resolve_clusters(data, n_clusters)
-    if clusters:
-        for k in clusters:
-            resolve_clusters(data, k)
+    for k in [n_clusters, *clusters]:
+        resolve_clusters(data, k)
     base = NeuralConfig(
         network="cnn", init="random", n_init=1, max_iter=max_iter, tol=0.0, device=device
     )
+    kmeans = NeuralConfig(init="k-means++", n_init=1, max_iter=kmeans_max_iter)
     configs = {
         name: NeuralConfig(**{**base.as_dict(), "steps_per_iter": steps})
         for name, steps in REPRODUCE_VARIANTS.items()
     }
     runs: dict[str, list[MethodRun]] = {KMEANS: [], **{name: [] for name in configs}}
     first: dict[str, MethodRun] = {}
+    sweep_fits = 0 if not clusters else 2 * len(clusters) - 2 * (n_clusters in clusters)
+    reporter.plan(len(seeds) * (1 + len(configs)) + sweep_fits)
     for index, seed in enumerate(seeds):
-        run = fit_method(
-            KMEANS, data, n_clusters, seed, base, kmeans_max_iter=kmeans_max_iter, reporter=reporter
-        )
+        run = fit_method(KMEANS, data, n_clusters, seed, kmeans, reporter=reporter)
         runs[KMEANS].append(run)
-        if index == 0:
-            first[KMEANS] = run
         for name, config in configs.items():
-            callback = reporter.start_fit(f"{name} K={n_clusters} seed={seed}", max_iter)
-            run = fit_neural(
-                data,
-                n_clusters,
-                seed,
-                config,
-                record_centroids=index == 0,
-                callbacks=[callback] if callback else (),
-                method=name,
+            runs[name].append(
+                fit_method(
+                    "cnn",
+                    data,
+                    n_clusters,
+                    seed,
+                    config,
+                    reporter=reporter,
+                    record_centroids=index == 0,
+                    name=name,
+                )
             )
-            reporter.end_fit(f"{name} K={n_clusters} seed={seed}", run)
-            runs[name].append(run)
-            if index == 0:
-                first[name] = run
-            else:
-                run.model = None
+        if index == 0:
+            first = {name: method_runs[0] for name, method_runs in runs.items()}
+        else:
+            for name in configs:
+                runs[name][-1].model = None
     sweep = None
     if clusters:
+        # the first seed's fits at K are the protocol's own: not fitted twice
+        done = {
+            (KMEANS, n_clusters, seeds[0]): first[KMEANS],
+            ("cnn", n_clusters, seeds[0]): first["cnn-10-steps"],
+        }
         sweep = sweep_clusters(
             data,
             clusters,
-            [KMEANS, f"{NEURAL}:cnn"],
+            [KMEANS, "cnn"],
             list(seeds)[:1],
             configs["cnn-10-steps"],
-            kmeans_max_iter=kmeans_max_iter,
+            kmeans_config=kmeans,
             reporter=reporter,
+            done=done,
         )
     document = {
         "dataset": data.name,

@@ -412,6 +412,14 @@ def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) 
     return flat
 
 
+def resolve_device(device: Any) -> torch.device:
+    """The device ``device`` names (checked); ``"auto"`` is CUDA when present, else the CPU."""
+    resolved = check_device(device)
+    if resolved is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolved
+
+
 def check_device(device: Any) -> torch.device | None:
     """The torch device ``device`` names (None for ``"auto"``); it must exist here."""
     if isinstance(device, str) and device == "auto":

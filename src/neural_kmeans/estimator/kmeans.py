@@ -50,10 +50,10 @@ from neural_kmeans.core.validation import (
     PARAMETER_CONSTRAINTS,
     InvalidParameterError,
     check_data_for_params,
-    check_device,
     check_parameters,
     check_sample_weight,
     random_state_of,
+    resolve_device,
     resolve_image_shape,
     to_numpy_samples,
 )
@@ -140,16 +140,12 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         ``network``, ``labels``, ``cluster_centers``, ``history``, ...); returning
         True stops the fit.
     features : {"pixels", "learned"}, default="pixels"
-        The space the loop runs in. ``"pixels"``: the samples themselves, the faithful
-        loop above. ``"learned"``: a learned representation (an autoencoder's codes,
-        their k-nearest-neighbour graph laid out by UMAP; Gaussian-mixture first
-        clusters), with the network trained on each cluster's most confident members
-        instead of the lone centroid (self-labelling); see
-        :mod:`~neural_kmeans.representation.self_labelling`. Needs umap-learn (the
-        ``learned`` extra). Both run through the same loop
-        (:func:`~neural_kmeans.core.loop.run_loop`). With ``"learned"``, ``network``,
-        ``init``, ``steps_per_iter``, ``optimizer``, ``learning_rate``, ``max_iter``
-        and ``tol`` do not apply: its settings are ``learned_params``.
+        The space the loop runs in: the samples themselves (the faithful loop), or a
+        learned space (autoencoder codes, their neighbour graph laid out by UMAP) with
+        the network trained on each cluster's most confident members
+        (:mod:`~neural_kmeans.representation.self_labelling`; needs umap-learn). Its
+        settings are ``learned_params``; ``network``, ``init``, ``steps_per_iter``,
+        ``optimizer``, ``learning_rate``, ``max_iter`` and ``tol`` are the pixels'.
     learned_params : dict, optional
         Overrides of the learned mode's defaults, by name
         (:class:`~neural_kmeans.representation.self_labelling.LearnedParams`), e.g.
@@ -295,7 +291,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         weights = check_sample_weight(sample_weight, data.shape[0])
         self._check_data(data)
         self._dtype = self._compute_dtype(data)
-        self.device_ = self._resolve_device()
+        self.device_ = resolve_device(self.device)
         samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_, weights)
         runs = self._n_init = self._n_init_runs()
         checkpoints = None
@@ -310,6 +306,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             checkpoints = FitCheckpoints(
                 self.checkpoint_dir, self.get_params(), data, shape, resume
             )
+        if checkpoints is not None:
+            checkpoints.max_iter = self._loop_settings(samples).max_iter
         with interrupt_handlers(checkpoints):
             best, inertias = self._fit_runs(samples, runs, checkpoints)
         self._keep(best, inertias)
@@ -587,9 +585,15 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             self.timings_ = timings
         distinct = len(np.unique(self.labels_))
         if distinct < self.n_clusters:
+            why = (
+                "Possibly due to duplicate points in X."
+                if self._network_name == "nearest-centroid"
+                else "The network gives no sample to the others (more iterations, or "
+                "steps_per_iter, may help)."
+            )
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
-                f"({self.n_clusters}). Possibly due to duplicate points in X.",
+                f"({self.n_clusters}). {why}",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -639,12 +643,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         if self._network_name == "nearest-centroid" and data.dtype == np.float64:
             return torch.float64
         return torch.float32
-
-    def _resolve_device(self) -> torch.device:
-        resolved = check_device(self.device)
-        if resolved is None:  # "auto"
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return resolved
 
     def _input_shape(self) -> tuple[int, ...]:
         """One sample's shape as the network takes it."""

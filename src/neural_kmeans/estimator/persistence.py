@@ -15,7 +15,7 @@ from neural_kmeans.core.networks import (
     make_network,
     needs_standardizing,
 )
-from neural_kmeans.core.validation import InvalidParameterError, check_device
+from neural_kmeans.core.validation import InvalidParameterError, check_device, resolve_device
 from neural_kmeans.io.container import network_to_json, params_from_json
 from neural_kmeans.io.model_file import ModelFileError, read_model, save_model
 
@@ -77,7 +77,7 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
     model.image_shape_ = None if shape is None else tuple(int(s) for s in shape)
     model._network_name = name
     model._dtype = getattr(torch, spec["dtype"])
-    model.device_ = model._resolve_device()
+    model.device_ = resolve_device(model.device)
     if tuple(spec["input_shape"]) != model._input_shape():
         raise ModelFileError(
             f"{path} is inconsistent: input shape {tuple(spec['input_shape'])} does not "

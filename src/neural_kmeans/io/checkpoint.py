@@ -199,6 +199,7 @@ class FitCheckpoints:
         self.fitted = plain(shape)
         self.writer = distributed.rank_and_size()[0] == 0
         self.signal_number: int | None = None
+        self.max_iter: int | None = None  # the fit's, for describing a checkpoint
         self.resumed: tuple[dict, dict[str, torch.Tensor]] | None = None
         if resume:
             header, tensors = read_checkpoint(self.directory)
@@ -240,6 +241,7 @@ class FitCheckpoints:
                         optimizer_json.setdefault(str(index), {})[key] = value
         header = {
             "iteration": state.iteration,
+            "max_iter": self.max_iter,
             "done": bool(done),
             "converged": bool(state.converged),
             "scale": state.scale,
@@ -420,8 +422,15 @@ class FitCheckpoints:
             header, _ = read_checkpoint(self.directory)
         except CheckpointError as problem:
             return f"unreadable: {problem}"
-        state = "finished" if header["done"] else "unfinished"
-        return f"{state}, iteration {header['iteration']}"
+        iteration, most = header["iteration"], header.get("max_iter")
+        if header["done"]:
+            return f"finished, iteration {iteration}"
+        if most is not None and iteration >= most:
+            return (
+                f"finished its max_iter={most} iterations; resume=True with a larger "
+                "max_iter continues it"
+            )
+        return f"unfinished, iteration {iteration}"
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import numpy as np
 
 from neural_kmeans.app import experiments as ex
 from neural_kmeans.app.errors import UsageError
-from neural_kmeans.app.serve.runner import FitRunner
+from neural_kmeans.app.serve.runner import NEURAL, FitRunner
 
 #: Export names, their file names and media types.
 EXPORTS = {
@@ -56,8 +56,9 @@ def results_document(runner: FitRunner | None) -> dict[str, Any]:
         "seconds": "wall time of fit, less the time spent drawing, pacing and paused",
         "stopped_by_user": runner.control.stopped,
     }
-    n_clusters = params.n_clusters
-    return ex.run_results(data.split, n_clusters, runner.runs, settings)
+    # results.json names each method as the command line does (its network, or learned)
+    runs = {(runner.network if name == NEURAL else name): run for name, run in runner.runs.items()}
+    return ex.run_results(data.split, params.n_clusters, runs, settings)
 
 
 def results_bytes(runner: FitRunner | None) -> bytes:

@@ -24,11 +24,14 @@ import numpy as np
 
 from neural_kmeans.app.data import resolve_clusters, resolve_threads, thread_limit
 from neural_kmeans.app.errors import UsageError
-from neural_kmeans.app.experiments import NEURAL, MethodRun, _estimator
+from neural_kmeans.app.experiments import MethodRun, _estimator
 from neural_kmeans.app.serve.companion import LloydCompanion
 from neural_kmeans.app.serve.frames import Framer, Snapshot, contingency
 from neural_kmeans.app.serve.params import Limits, RunParams
 from neural_kmeans.app.serve.sources import PlaygroundData
+
+#: The neural side's key in the page's messages (results.json names the method itself).
+NEURAL = "neural-kmeans"
 
 #: ``post(message) -> delivered``: hands a message to the page (blocking while its queue
 #: is full); False once the page is gone.
