@@ -111,7 +111,12 @@ def test_run_results_follow_the_schema(digits_run: tuple[Path, int, str, str]) -
     assert results["methods"]["cnn"]["n_iter"] <= 3
     assert results["config"]["methods"] == ["cnn", "kmeans"]
     assert results["config"]["max_iter"] == {"cnn": 3}
-    assert results["config"]["kmeans"] == {"init": "k-means++", "n_init": "auto", "max_iter": 3, "tol": 1e-4}
+    assert results["config"]["kmeans"] == {
+        "init": "k-means++",
+        "n_init": "auto",
+        "max_iter": 3,
+        "tol": 1e-4,
+    }
     assert results["config"]["learning_rate"] is None
     assert results["config"]["inertia_units"].startswith("samples scaled to [0, 1]")
     versions = results["versions"]

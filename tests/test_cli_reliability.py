@@ -75,7 +75,13 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
     damaged = tmp_path / "damaged.nkm"
     damaged.write_bytes(bytes(content))
     result = _run(
-        "predict", "--model", str(damaged), "--dataset", "digits", "--labels", str(tmp_path / "x.npy")
+        "predict",
+        "--model",
+        str(damaged),
+        "--dataset",
+        "digits",
+        "--labels",
+        str(tmp_path / "x.npy"),
     )
     assert result.returncode == 2
     assert "digest" in _assert_clean_error(result)
@@ -85,7 +91,7 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--out", "/proc/neural-kmeans-out"], "cannot create"),
+        (["--out", "/proc/neural-kmeans-out"], "cannot write into"),
         (["--save-model", "/nonexistent-folder/model.nkm"], "does not exist"),
         (["--checkpoint", "a", "--resume", "b"], "not two different folders"),
     ],

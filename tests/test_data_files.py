@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_files import FILES, npy_bytes, png_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from numpy.lib import format as npy_format
 from PIL import Image
 
 from neural_kmeans.app.cli import main
@@ -31,25 +31,6 @@ LOADER_ERRORS = (ValueError, TypeError, OSError)
 @pytest.fixture(autouse=True)
 def _no_system_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "SYSTEM_DATA_DIRS", {})
-
-
-def _npy_bytes(shape: tuple[int, ...], descr: str = "<f8", values: bytes = b"") -> bytes:
-    """A .npy header declaring ``shape`` and ``descr``, then ``values``."""
-    out = io.BytesIO()
-    header = {"descr": descr, "fortran_order": False, "shape": shape}
-    npy_format.write_array_header_1_0(out, header)
-    return out.getvalue() + values
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_header(width: int, height: int, bit_depth: int = 8, colour_type: int = 0) -> bytes:
-    """A PNG declaring the image's size, with the start of its pixels (a few zeros)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    pixels = zlib.compress(bytes(64))
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", pixels)
 
 
 def _error_line(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
@@ -78,7 +59,7 @@ def test_regression_npz_member_cut_short_names_the_file(tmp_path: Path) -> None:
     # The archive is whole but its member holds fewer values than its header declares.
     path = tmp_path / "short.npz"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("x.npy", _npy_bytes((100, 4), values=bytes(80)))
+        archive.writestr("x.npy", npy_bytes((100, 4), values=bytes(80)))
     with pytest.raises(ValueError, match=r"short\.npz' \(array 'x'\) is truncated or damaged"):
         load_dataset(path)
 
@@ -102,7 +83,7 @@ def test_regression_npy_header_declaring_a_huge_shape_is_refused(
     tmp_path: Path, mmap_mode: str | None
 ) -> None:
     path = tmp_path / "huge.npy"
-    path.write_bytes(_npy_bytes((10**7, 10**6), values=bytes(64)))
+    path.write_bytes(npy_bytes((10**7, 10**6), values=bytes(64)))
     with pytest.raises(ValueError, match=r"huge\.npy' is truncated .* \(80,000,000,000,000 bytes"):
         load_dataset(path, mmap_mode=mmap_mode)
 
@@ -110,7 +91,7 @@ def test_regression_npy_header_declaring_a_huge_shape_is_refused(
 def test_regression_npz_member_declaring_a_huge_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge.npz"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("x.npy", _npy_bytes((10**7, 10**6), values=bytes(64)))
+        archive.writestr("x.npy", npy_bytes((10**7, 10**6), values=bytes(64)))
     with pytest.raises(ValueError, match=r"huge\.npz' \(array 'x'\) is truncated"):
         load_dataset(path)
 
@@ -215,7 +196,7 @@ def test_regression_image_header_declaring_a_huge_size_is_refused(tmp_path: Path
     path = tmp_path / "imgs" / f"big.{kind}"
     path.parent.mkdir()
     if kind == "png":
-        path.write_bytes(_png_header(100_000, 100_000))
+        path.write_bytes(png_header(100_000, 100_000))
     else:
         _huge_jpeg(path)
     with pytest.raises(ValueError, match=r"image '.*big\.\w+' is too large .* smaller images"):
@@ -227,7 +208,7 @@ def test_regression_images_over_the_memory_limit_are_refused_before_decoding(
 ) -> None:
     monkeypatch.setenv("NEURAL_KMEANS_MAX_BYTES", "1000000")
     (tmp_path / "imgs").mkdir()
-    (tmp_path / "imgs" / "a.png").write_bytes(_png_header(4000, 4000))
+    (tmp_path / "imgs" / "a.png").write_bytes(png_header(4000, 4000))
     with pytest.raises(ValueError, match=r"1 image\(s\) of 4000x4000 pixels .* use smaller"):
         load_dataset(tmp_path / "imgs")
 
@@ -297,7 +278,7 @@ def _cli_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
     np.savez(tmp_path / "a.npz", x=np.ones((3, 2)))
     (tmp_path / "cut.npz").write_bytes((tmp_path / "a.npz").read_bytes()[:100])
     shutil.copy(tmp_path / "a.npz", tmp_path / "zip.npy")
-    (tmp_path / "huge.npy").write_bytes(_npy_bytes((10**7, 10**6), values=bytes(8)))
+    (tmp_path / "huge.npy").write_bytes(npy_bytes((10**7, 10**6), values=bytes(8)))
     (tmp_path / "latin.csv").write_bytes(b"1,2\n\xe9,4\n")
     (tmp_path / "long.csv").write_text("9" * 200_000 + "\n")
     (tmp_path / "big.csv").write_text("1,2\n1e200,3\n")
@@ -326,55 +307,6 @@ def test_regression_hostile_files_on_the_command_line_give_one_error_line(
 
 # --------------------------------------------------------------------------- any bytes
 
-_DESCRS = ["<f8", "<i4", "|u1", "<f4", "|O", "<U3", "|V8", "<c16", "|b1", "S0", "<m8[s]", "zz"]
-_dims = st.integers(0, 3) | st.integers(0, 2**40)
-_shapes = st.lists(_dims, max_size=5).map(tuple) | st.integers(-5, 5)  # an int: not a shape
-
-
-@st.composite
-def _npy_files(draw: st.DrawFn) -> bytes:
-    """A .npy header, most often well-formed, declaring any shape, then a few bytes."""
-    header = repr({"descr": draw(st.sampled_from(_DESCRS)), "fortran_order": False})
-    header = header[:-1] + f", 'shape': {draw(_shapes)!r}}}"
-    header = draw(st.sampled_from([header] * 4 + [header[: len(header) // 2], "{}", "[[[["]))
-    length = draw(st.sampled_from([len(header)] * 4 + [draw(st.integers(0, 2**16 - 1))]))
-    version = draw(st.sampled_from([1, 1, 2, 3]))
-    length_bytes = struct.pack("<H" if version == 1 else "<I", length)
-    head = npy_format.MAGIC_PREFIX + bytes([version, 0]) + length_bytes
-    return head + header.encode() + draw(st.binary(max_size=256))
-
-
-@st.composite
-def _npz_files(draw: st.DrawFn) -> bytes:
-    """A zip of .npy files or bytes, under the names load_dataset looks for; maybe cut."""
-    out = io.BytesIO()
-    method = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
-    names = draw(st.lists(st.sampled_from(["x", "y", "data", "arr_0", "q"]), unique=True))
-    with zipfile.ZipFile(out, "w", method) as archive:
-        for name in names:
-            archive.writestr(f"{name}.npy", draw(_npy_files() | st.binary(max_size=64)))
-    data = out.getvalue()
-    return data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
-
-
-@st.composite
-def _pngs(draw: st.DrawFn) -> bytes:
-    """A PNG declaring any size, with a few bytes of pixels."""
-    size = st.integers(0, 64) | st.integers(0, 2**31 - 1)
-    modes = st.sampled_from([(8, 0), (8, 2), (8, 6), (1, 0), (16, 0), (8, 3), (3, 7)])
-    png = _png_header(draw(size), draw(size), *draw(modes))
-    return png + draw(st.binary(max_size=64))
-
-
-_CSV_TEXT = st.text(alphabet='0123456789,.-+eE\n\r" nan', max_size=300).map(str.encode)
-_FILES = st.one_of(
-    st.tuples(st.sampled_from([".npy", ".npz", ".csv"]), st.binary(max_size=512)),
-    st.tuples(st.just(".npy"), _npy_files()),
-    st.tuples(st.just(".npz"), _npz_files()),
-    st.tuples(st.just(".csv"), _CSV_TEXT | st.binary(max_size=300)),
-    st.tuples(st.sampled_from(["/a.png", "/b.jpg"]), _pngs() | st.binary(max_size=300)),
-)
-
 
 @pytest.mark.filterwarnings("ignore:Reading `.npy`", "ignore::PIL.Image.DecompressionBombWarning")
 def test_any_bytes_give_samples_or_a_loader_error_in_bounded_memory(
@@ -385,7 +317,7 @@ def test_any_bytes_give_samples_or_a_loader_error_in_bounded_memory(
     load_dataset(tmp_path / "warm")  # PIL's plugins are imported once, outside the measure
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(_FILES, st.sampled_from(["r", None]))
+    @given(FILES, st.sampled_from(["r", None]))
     def check(file: tuple[str, bytes], mmap_mode: str | None) -> None:
         suffix, content = file
         with tempfile.TemporaryDirectory(dir=tmp_path) as folder:

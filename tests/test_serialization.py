@@ -103,7 +103,7 @@ def test_custom_network_needs_its_factory_again(digits, tmp_path):
     def other_factory(input_shape, n_clusters):
         return torch.nn.Linear(math.prod(input_shape), n_clusters)
 
-    with pytest.raises(ModelFileError, match="does not fit the network rebuilt"):
+    with pytest.raises(ModelFileError, match="cannot be built: the network factory's module"):
         NeuralKMeans.load(tmp_path / "model.nkm", network=other_factory)
 
 

@@ -134,7 +134,8 @@ OPTIONS: dict[str, Option] = {
         choices=NEURAL_METHODS,
         default="auto",
         help="cnn, mlp, linear, nearest-centroid (exactly K-means) or learned (autoencoder + "
-        "UMAP, a self-labelled network; needs umap-learn); auto: cnn for images, mlp for rows",
+        "UMAP, a self-labelled network; needs umap-learn); auto: cnn for images of 8x8 "
+        "pixels or more, mlp otherwise",
     ),
     "methods": _option(
         "--methods",
@@ -185,7 +186,7 @@ OPTIONS: dict[str, Option] = {
     "learning_rate": _option(
         "--learning-rate",
         "the loop",
-        type=_float(0.0, _FLOAT32_MAX, "a positive number", open_low=True),
+        type=_float(0.0, _FLOAT32_MAX, "a positive number up to 3.4e38", open_low=True),
         metavar="LR",
         help="the optimiser's step (default: 1e-3 for the CNN, 1e-2 for the other networks)",
     ),
@@ -515,19 +516,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         error, 130 when interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except UsageError as error:
-        _error(str(error))
-        return 2
-    except SystemExit as exit_:  # --help, --version
-        return exit_.code if isinstance(exit_.code, int) else 0
-    if args.command is None:
-        _error(f"choose a command: {', '.join(COMMAND_NAMES)} (see '{PROG} --help')")
-        return 2
-    configure_runtime()
-    return _run_command(args, argv)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as error:
+            _error(str(error))
+            return 2
+        except SystemExit as exit_:  # --help, --version
+            return exit_.code if isinstance(exit_.code, int) else 0
+        if args.command is None:
+            _error(f"choose a command: {', '.join(COMMAND_NAMES)} (see '{PROG} --help')")
+            return 2
+        configure_runtime()
+        with warnings.catch_warnings(record=True) as caught:  # imports' warnings among them
+            warnings.simplefilter("always")
+            return _run_command(args, argv, caught)
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load, or while cleaning up
+        _error("interrupted")
+        return 130
 
 
 def configure_runtime() -> None:
@@ -552,9 +559,12 @@ def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
         print(f"warning: and {len(seen) - 3} more", file=sys.stderr)
 
 
-def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_command(
+    args: argparse.Namespace, argv: list[str], caught: list[warnings.WarningMessage]
+) -> int:
     """Import what the command needs (torch among it), run it, and turn its errors into
-    exit statuses."""
+    exit statuses; the ``caught`` warnings are shown after the results (never with
+    ``--quiet``, nor after an error, whose one line is then all there is)."""
     from neural_kmeans.app import commands
     from neural_kmeans.app.outputs import crash_log
     from neural_kmeans.app.progress import ConsoleReporter
@@ -568,44 +578,74 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     handler: Callable[[argparse.Namespace, dict[str, Any]], int] = getattr(
         commands, f"cmd_{args.handler}"
     )
+    user_errors = (UsageError, InvalidParameterError, ModelFileError, CheckpointError)
     try:
         if args.command == "run":
             distributed.init_from_environment()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            status = handler(args, context)
+        status = handler(args, context)
+        if context.get("outputs") is not None:
+            context["outputs"].commit()
         if not getattr(args, "quiet", False):
             _report_warnings(caught)
         return status
-    except (UsageError, InvalidParameterError, ModelFileError, CheckpointError) as error:
-        reporter.close()
-        _error(str(error))
-        return 2
+    except (*user_errors, ValueError, TypeError) as error:  # the user's data or options
+        return _failed(context, reporter, str(_cli_words(error)), 2)
     except FitInterrupted as error:
-        reporter.close()
-        print(
-            f"neural-kmeans: interrupted; the checkpoint of iteration {error.iteration} is in "
-            f"{error.checkpoint_dir}. To continue, run the same command with "
-            f"--resume {error.checkpoint_dir} (and another --out).",
-            file=sys.stderr,
+        message = (
+            f"interrupted; the checkpoint of iteration {error.iteration} is in "
+            f"{error.checkpoint_dir}: run the same command with --resume "
+            f"{error.checkpoint_dir} (and another --out) to continue"
         )
-        return 130
+        return _failed(context, reporter, message, 130)
     except FloatingPointError as error:  # the network diverged: a learning-rate problem
-        reporter.close()
-        _error(f"{error} (try a smaller --learning-rate)")
-        return 2
+        return _failed(context, reporter, f"{error} (try a smaller --learning-rate)", 2)
     except KeyboardInterrupt:
-        reporter.close()
-        _error("interrupted")
-        return 130
+        return _failed(context, reporter, "interrupted", 130)
+    except OSError as error:  # disk full, permissions, a vanished file
+        where = f" ({error.filename})" if error.filename else ""
+        if context.get("outputs") is not None:  # the file's final name, not its staging
+            outputs = context["outputs"]
+            where = where.replace(str(outputs.staging), str(outputs.path))
+        message = (
+            f"{error.strerror or error}{where}: free some space, or choose a place you can write"
+        )
+        return _failed(context, reporter, message, 2)
     except Exception as error:
-        reporter.close()
-        log = crash_log(error, context["out"])
+        log = crash_log(error, context.get("out") if context.get("outputs") else None)
         where = f"; traceback in {log}" if log else ""
-        _error(f"unexpected {type(error).__name__}: {error}{where}")
-        return 1
+        message = f"unexpected {type(error).__name__}: {error}{where}"
+        return _failed(context, reporter, message, 1)
     finally:
         distributed.leave()
+
+
+def _failed(context: dict[str, Any], reporter: Any, message: str, status: int) -> int:
+    """Close the progress bars, leave nothing of the outputs behind (but an error log),
+    and print the one error line."""
+    reporter.close()
+    if context.get("outputs") is not None:
+        context["outputs"].abandon()
+    _error(message)
+    return status
+
+
+#: The library's words for its options, as the command line names them.
+_CLI_WORDS = (
+    ("resume=True", "--resume DIR"),
+    ("checkpoint_dir", "--checkpoint"),
+    ("learning_rate", "--learning-rate"),
+    ("n_clusters", "--clusters"),
+    ("max_iter", "--max-iter"),
+    ("steps_per_iter", "--steps-per-iter"),
+    ("neural_kmeans.io.checkpoint.remove_checkpoint", "delete its checkpoint.safetensors"),
+)
+
+
+def _cli_words(error: BaseException) -> str:
+    text = str(error)
+    for python, option in _CLI_WORDS:
+        text = text.replace(python, option)
+    return text
 
 
 if __name__ == "__main__":

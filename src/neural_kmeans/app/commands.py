@@ -8,7 +8,6 @@ One unit: every inertia a command prints or writes is in the samples' scaled uni
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -32,9 +31,12 @@ from neural_kmeans.app.data import (
 from neural_kmeans.app.errors import UsageError
 from neural_kmeans.app.outputs import (
     _slug,
+    check_names,
     check_out_dir,
     check_out_file,
+    check_writable_place,
     make_out_dir,
+    write_file_atomically,
     write_json,
 )
 from neural_kmeans.app.progress import ConsoleReporter
@@ -118,8 +120,8 @@ def _print_runs(runs: dict[str, ex.MethodRun], stream: TextIO) -> None:
             print(f"{name:<18}{split:<7}{cells}{tail if split == 'train' else ''}", file=stream)
 
 
-def _wrote(out: Path, names: Sequence[str]) -> None:
-    print(f"outputs written to {out}/: {', '.join(names)}")
+def _wrote(context: dict[str, Any], names: Sequence[str]) -> None:
+    print(f"outputs written to {context['out']}/: {', '.join(names)}")
 
 
 def _settings(
@@ -163,7 +165,7 @@ def cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     if not leader:
         reporter = ConsoleReporter(quiet=True)
     else:
-        out = make_out_dir(out, context)
+        out = make_out_dir(out, context, args.overwrite)
     threads = resolve_threads(args.threads, data.x_train.size)
     methods = [method] if args.no_kmeans or not leader else [method, ex.KMEANS]
     runs: dict[str, ex.MethodRun] = {}
@@ -189,18 +191,18 @@ def cmd_run(args: argparse.Namespace, context: dict[str, Any]) -> int:
     written = [write_json(results, out / "results.json").name]
     np.save(out / "labels.npy", runs[method].train_labels)
     written.append("labels.npy")
-    if save_path is not None:
-        runs[method].model.save(save_path)
-        print(f"model saved to {save_path}")
     plotting = _plotting()
     if plotting is not None:
         written += plotting.run_figures(data, runs, out, method)
+    if save_path is not None:  # last: a failure before leaves no model behind
+        runs[method].model.save(save_path)
+        print(f"model saved to {save_path}")
     print(
         f"{data.name}: fitted on {data.fit_split} ({data.x_train.shape[0]:,} samples), "
         f"K={k}" + ("" if data.test_split is None else f", tested on {data.x_test.shape[0]:,}")
     )
     _print_runs(runs, sys.stdout)
-    _wrote(out, written)
+    _wrote(context, written)
     return 0
 
 
@@ -208,19 +210,24 @@ def _check_save_path(args: argparse.Namespace) -> Path:
     """``--save-model FILE`` checked before any work: a writable place, no file replaced,
     not one of the run's own outputs."""
     path, target = args.save_model, Path(args.save_model).expanduser()
+    check_names(target, "--save-model")
     if target.is_dir():
         raise UsageError(f"--save-model {path!r} is a folder; give a file name such as model.nkm")
     if target.exists() and not args.overwrite:
         raise UsageError(f"--save-model {path!r} exists; choose another name or pass --overwrite")
-    if not target.parent.is_dir():
+    if target.exists() and not target.is_file():
+        raise UsageError(f"--save-model {path!r} is not a regular file; give a file name")
+    out = None if args.out is None else Path(args.out).expanduser().absolute()
+    if out is not None and target.parent.absolute() == out:  # made by the run, if new
+        if target.suffix != ".nkm":  # the run writes no .nkm file of its own
+            raise UsageError(
+                f"--save-model {path!r} is in --out, where it could replace one of the run's "
+                "own outputs; name it with the .nkm suffix (for example model.nkm)"
+            )
+    elif not target.parent.is_dir():
         raise UsageError(f"--save-model {path!r}: the folder {str(target.parent)!r} does not exist")
-    if not os.access(target.parent, os.W_OK):
-        raise UsageError(
-            f"--save-model {path!r}: the folder {str(target.parent)!r} is not writable"
-        )
-    if args.out is not None and target.parent.resolve() == Path(args.out).expanduser().resolve():
-        if target.name in ("results.json", "labels.npy", "history.png", "confusion.png"):
-            raise UsageError(f"--save-model {path!r} would replace one of the run's own outputs")
+    else:
+        check_writable_place(target.parent, "--save-model")
     return target
 
 
@@ -230,8 +237,14 @@ def cmd_predict(args: argparse.Namespace, context: dict[str, Any]) -> int:
 
     out = check_out_file(args.labels, "labels", args.overwrite, suffixes=(".npy", ".csv"))
     if not Path(args.model).is_file():
-        raise UsageError(f"--model {args.model!r}: no such file")
-    model = NeuralKMeans.load(args.model, device=args.device)
+        what = "not a regular file" if Path(args.model).exists() else "no such file"
+        raise UsageError(f"--model {args.model!r}: {what}; give a model file (.nkm)")
+    try:
+        model = NeuralKMeans.load(args.model, device=args.device)
+    except ValueError as error:
+        if "device" not in str(error) or args.device is not None:
+            raise
+        raise UsageError(f"{str(error).split('; the model')[0]}; pass --device cpu") from None
     data = load_data(args.dataset, args.data_dir, label_column=args.label_column)
     samples, target = data.x_train, data.y_train
     if data.x_test is not None and args.split == "test":
@@ -239,13 +252,20 @@ def cmd_predict(args: argparse.Namespace, context: dict[str, Any]) -> int:
     elif data.x_test is not None and args.split == "all":
         samples = np.concatenate([data.x_train, data.x_test])
         target = None if data.y_train is None else np.concatenate([data.y_train, data.y_test])
-    labels = np.asarray(model.predict(samples))
+    try:
+        labels = np.asarray(model.predict(samples))
+    except ValueError as error:  # other features or image shape than the model's
+        raise UsageError(f"--dataset {args.dataset!r} does not fit the model: {error}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        np.savetxt(out, labels, fmt="%d", header="cluster", comments="")
-    else:
-        with open(out, "wb") as handle:  # exactly this name: np.save would add .npy
-            np.save(handle, labels)
+
+    def write(path: Path) -> None:
+        if out.suffix.lower() == ".csv":
+            np.savetxt(path, labels, fmt="%d", header="cluster", comments="")
+        else:
+            with open(path, "wb") as handle:  # exactly this name: np.save would add .npy
+                np.save(handle, labels)
+
+    write_file_atomically(out, write)
     if not args.quiet:
         line = f"{len(labels):,} samples of {args.dataset} -> {model.n_clusters} clusters"
         if target is not None:
@@ -266,7 +286,7 @@ def cmd_compare(args: argparse.Namespace, context: dict[str, Any]) -> int:
     k = resolve_clusters(data, args.clusters)
     methods = ex.check_methods(data, args.methods or ex.available_methods(data))
     config = _neural_config(args, methods)
-    out = make_out_dir(out, context)
+    out = make_out_dir(out, context, args.overwrite)
     threads = resolve_threads(args.threads, data.x_train.size)
     with thread_limit(threads):
         document = ex.compare_methods(data, k, methods, args.seed, config, reporter=reporter)
@@ -286,7 +306,7 @@ def cmd_compare(args: argparse.Namespace, context: dict[str, Any]) -> int:
     print(f"{data.name}, K={k}, {len(args.seed)} seed(s), metrics on {split}:\n")
     print(table)
     print()
-    _wrote(out, ["compare.json", "compare.md"])
+    _wrote(context, ["compare.json", "compare.md"])
     return 0
 
 
@@ -301,7 +321,7 @@ def cmd_sweep(args: argparse.Namespace, context: dict[str, Any]) -> int:
         resolve_clusters(data, k)
     methods = ex.check_methods(data, args.methods)
     config = _neural_config(args, methods)
-    out = make_out_dir(out, context)
+    out = make_out_dir(out, context, args.overwrite)
     threads = resolve_threads(args.threads, data.x_train.size)
     with thread_limit(threads):
         document = ex.sweep_clusters(data, clusters, methods, args.seed, config, reporter=reporter)
@@ -326,7 +346,7 @@ def cmd_sweep(args: argparse.Namespace, context: dict[str, Any]) -> int:
     print(f"{data.name}, scores against K:\n")
     print(report.sweep_table(document, metrics))
     print()
-    _wrote(out, written)
+    _wrote(context, written)
     return 0
 
 
@@ -352,7 +372,7 @@ def cmd_reproduce(args: argparse.Namespace, context: dict[str, Any]) -> int:
     device = check_device(args.device)
     for k in [10, *clusters]:
         resolve_clusters(data, k)
-    out = make_out_dir(out, context)
+    out = make_out_dir(out, context, args.overwrite)
     threads = resolve_threads(args.threads, data.x_train.size)
     with thread_limit(threads):
         document, first = reproduce_protocol(
@@ -397,8 +417,8 @@ def cmd_reproduce(args: argparse.Namespace, context: dict[str, Any]) -> int:
     (out / "report.md").write_text(text)
     written.append("report.md")
     _print_reproduce(data, document, args.seed, subset_note)
-    _wrote(out, written)
-    print(f"report: {out / 'report.md'}")
+    _wrote(context, written)
+    print(f"report: {context['out'] / 'report.md'}")
     return 0
 
 
@@ -493,7 +513,12 @@ def cmd_animate(args: argparse.Namespace, context: dict[str, Any]) -> int:
     except OSError as error:
         raise UsageError(f"cannot create the folder of {str(path)!r}: {error}") from None
     reporter.message(f"drawing {animation.n_frames(trajectories)} frames")
-    animation.animate_trajectories(trajectories, x, path, fps=args.fps, title=f"{data.name}, K={k}")
+    write_file_atomically(
+        path,
+        lambda temporary: animation.animate_trajectories(
+            trajectories, x, temporary, fps=args.fps, title=f"{data.name}, K={k}"
+        ),
+    )
     summary = ", ".join(
         f"{t.title}: {t.n_iter} iterations{' (converged)' if t.converged else ''}"
         for t in trajectories

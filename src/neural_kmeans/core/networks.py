@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from neural_kmeans.core.validation import NETWORK_NAMES
+from neural_kmeans.core.validation import CNN_MIN_SIZE, NETWORK_NAMES
 
 #: Built-in networks that read flat rows even when the samples are images.
 ROW_NETWORKS = ("mlp", "linear", "nearest-centroid")
@@ -35,7 +35,7 @@ def cnn(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
     if len(input_shape) != 3:
         raise ValueError(f"network='cnn' needs images of shape (c, h, w), got {input_shape}")
     channels, height, width = input_shape
-    if min(height, width) < 8:
+    if min(height, width) < CNN_MIN_SIZE:
         raise ValueError(
             f"network='cnn' needs images of at least 8x8 pixels, got {height}x{width}; "
             "use network='mlp' for smaller inputs"
@@ -183,10 +183,14 @@ NETWORK_FACTORIES: dict[str, NetworkFactory] = {
 }
 
 
-def resolve_network_name(network: str | NetworkFactory, is_image: bool) -> str | NetworkFactory:
-    """Turn ``"auto"`` into ``"cnn"`` for images and ``"mlp"`` for rows."""
+def resolve_network_name(
+    network: str | NetworkFactory, image_shape: tuple[int, ...] | None
+) -> str | NetworkFactory:
+    """Turn ``"auto"`` into ``"cnn"`` for images of at least 8x8 pixels and ``"mlp"``
+    for rows and smaller images."""
     if network == "auto":
-        return "cnn" if is_image else "mlp"
+        big = image_shape is not None and min(image_shape[-2:]) >= CNN_MIN_SIZE
+        return "cnn" if big else "mlp"
     return network
 
 
@@ -200,6 +204,7 @@ def build_network(
             raise TypeError(
                 f"the network factory returned {type(module).__name__}, expected a torch.nn.Module"
             )
+        _check_factory_module(module, tuple(input_shape), n_clusters)
         return module
     try:
         factory = NETWORK_FACTORIES[network]
@@ -209,6 +214,34 @@ def build_network(
             "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
         ) from None
     return factory(tuple(input_shape), n_clusters)
+
+
+def _check_factory_module(module: nn.Module, input_shape: tuple[int, ...], k: int) -> None:
+    """A factory's module must map a batch of ``input_shape`` samples to K logits each:
+    probed on two zero samples (no gradients, eval mode, which draws no random numbers
+    and changes no state), before the fit, so a wrong width is named, not met deep in
+    the loss."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            parameter = next(module.parameters(), None)
+            dtype = torch.float32 if parameter is None else parameter.dtype
+            outputs = module(torch.zeros((2, *input_shape), dtype=dtype))
+    except Exception as problem:
+        raise ValueError(
+            f"the network factory's module cannot take samples of shape {input_shape} "
+            f"(a batch of shape {(2, *input_shape)}): {type(problem).__name__}: {problem}"
+        ) from None
+    finally:
+        module.train(was_training)
+    shape = tuple(getattr(outputs, "shape", ()))
+    if shape != (2, k):
+        raise ValueError(
+            f"the network factory's module must give K={k} outputs (logits) per sample, "
+            f"a batch of shape (n, {k}); for a batch of 2 samples of shape {input_shape} it "
+            f"gave {shape}: make its last layer output n_clusters values"
+        )
 
 
 def needs_standardizing(network: str | NetworkFactory, input_shape: tuple[int, ...]) -> bool:

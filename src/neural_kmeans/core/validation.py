@@ -104,6 +104,11 @@ def to_numpy_samples(
         return _sparse_samples(X, estimator_name, accept_sparse)
     if isinstance(X, torch.Tensor):
         X = X.detach()
+        if X.device.type == "meta":
+            raise ValueError(
+                f"X is a tensor on the 'meta' device, which holds shapes but no values; "
+                f"{estimator_name} needs the data: create it on a real device"
+            )
         if X.device.type != "cpu":
             X = X.cpu()
         if X.is_floating_point() and X.dtype not in (torch.float16, torch.float32, torch.float64):
@@ -209,6 +214,34 @@ def check_finite(X: np.ndarray, name: str = "X") -> None:
             "impute the missing values (for example sklearn.impute.SimpleImputer) or "
             "replace infinite values (np.nan_to_num)"
         )
+
+
+def check_value_range(X: Any, dtype: torch.dtype, name: str = "X") -> None:
+    """Raise a ``ValueError`` when ``X`` holds finite values so large that squared
+    distances between samples overflow ``dtype``, in which the fit computes.
+
+    The bound, ``sqrt(max / d) / 2`` for ``d`` features, keeps every squared distance
+    between two samples finite (k-means++, inertia, the nearest-centroid network).
+    Reads ``X`` block by block, like :func:`check_finite`; sparse rows by their values;
+    integer arrays of up to 32 bits are always in range and are not read.
+    """
+    values = X.data if scipy.sparse.issparse(X) else X
+    if values.size == 0 or (values.dtype.kind in "biu" and values.dtype.itemsize <= 4):
+        return
+    n_features = math.prod(X.shape[1:])
+    limit = math.sqrt(float(torch.finfo(dtype).max) / n_features) / 2
+    flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
+    step = max(1, FINITE_CHECK_BLOCK // flat.shape[1])
+    for start in range(0, flat.shape[0], step):
+        largest = float(np.abs(flat[start : start + step]).max())
+        if largest > limit:
+            raise ValueError(
+                f"{name} holds values up to {largest:.3g} in magnitude: squared distances "
+                f"between such samples overflow {str(dtype).removeprefix('torch.')}, in "
+                f"which the fit computes (values up to {limit:.3g} fit, for {n_features} "
+                "features); rescale the data (for example "
+                "sklearn.preprocessing.StandardScaler, or divide by its largest value)"
+            )
 
 
 def resolve_image_shape(
@@ -506,12 +539,7 @@ def check_data_for_params(
     n_features = math.prod(sample_shape)
     if not isinstance(estimator.init, str) and not callable(estimator.init):
         check_init_array(estimator.init, k, n_features)
-    if network_name == "cnn":
-        chosen = (
-            "network='auto' chose the CNN for images; it"
-            if estimator.network == "auto"
-            else "network='cnn'"
-        )
+    if network_name == "cnn":  # "auto" takes the CNN only for images it fits
         if image_shape is None:
             raise ValueError(
                 f"network='cnn' needs images: rows of {n_features} features have no known "
@@ -520,7 +548,7 @@ def check_data_for_params(
         height, width = image_shape[1:]
         if min(height, width) < CNN_MIN_SIZE:
             raise ValueError(
-                f"{chosen} needs images of at least {CNN_MIN_SIZE}x{CNN_MIN_SIZE} pixels, "
+                f"network='cnn' needs images of at least {CNN_MIN_SIZE}x{CNN_MIN_SIZE} pixels, "
                 f"got {height}x{width}; use network='mlp' for smaller images"
             )
 

@@ -52,6 +52,7 @@ from neural_kmeans.core.validation import (
     check_data_for_params,
     check_parameters,
     check_sample_weight,
+    check_value_range,
     random_state_of,
     resolve_device,
     resolve_image_shape,
@@ -92,7 +93,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         The classifier. ``"cnn"`` is the reference notebook's network (images only);
         ``"nearest-centroid"`` is a fixed linear layer that makes the loop exactly
         Lloyd's K-means; a callable ``(input_shape, n_clusters) -> torch.nn.Module``
-        builds your own. ``"auto"`` is ``"cnn"`` for images, ``"mlp"`` for rows.
+        builds your own. ``"auto"`` is ``"cnn"`` for images of 8x8 pixels or more,
+        ``"mlp"`` otherwise.
     init : {"random", "k-means++"}, callable or array of shape (K, n_features), default="k-means++"
         First centroids: K distinct random samples (the reference notebook),
         scikit-learn's k-means++ seeding (the same draws as ``KMeans`` for the same
@@ -321,11 +323,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             None if sparse else resolve_image_shape(data.shape[1:], self.image_shape)
         )
         learned = self.features == "learned"
-        name = (
-            LEARNED_NETWORK
-            if learned
-            else resolve_network_name(self.network, bool(self.image_shape_))
-        )
+        name = LEARNED_NETWORK if learned else resolve_network_name(self.network, self.image_shape_)
         if sparse and (learned or name == "cnn"):
             which = 'features="learned"' if learned else "network='cnn'"
             raise TypeError(
@@ -640,9 +638,11 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     def _compute_dtype(self, data: Any) -> torch.dtype:
         """float32, except the exact nearest-centroid network on float64 input."""
         self._input_float32 = data.dtype == np.float32
+        dtype = torch.float32
         if self._network_name == "nearest-centroid" and data.dtype == np.float64:
-            return torch.float64
-        return torch.float32
+            dtype = torch.float64
+        check_value_range(data, dtype)
+        return dtype
 
     def _input_shape(self) -> tuple[int, ...]:
         """One sample's shape as the network takes it."""
@@ -669,6 +669,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
                 f"images of shape {self.image_shape_}"
             )
         dtype = dtype or self._dtype
+        check_value_range(data, dtype)
         return SampleBatches(data, self._input_shape(), dtype, self.device_, weights)
 
     def __sklearn_tags__(self):

@@ -83,6 +83,7 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
             f"{path} is inconsistent: input shape {tuple(spec['input_shape'])} does not "
             f"follow from its image shape {model.image_shape_} and network {name!r}"
         )
+    _check_weight_shapes(path, name, model, spec["standardized"], saved.weights)
     standardize = (torch.zeros(model.n_features_in_), 1.0) if spec["standardized"] else None
     with torch.random.fork_rng(devices=[]):
         network = make_network(name, model._input_shape(), model.n_clusters, standardize)
@@ -96,3 +97,29 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
         ) from None
     model.network_ = network.eval()
     return model
+
+
+def _check_weight_shapes(
+    path: Any, name: Any, model: Any, standardized: bool, weights: dict[str, torch.Tensor]
+) -> None:
+    """The network the header describes, built without memory (on the ``meta`` device),
+    must have exactly the saved weights' shapes: a header that asks for more than the
+    file holds (a forged ``n_clusters`` or input shape) is refused before allocation."""
+    try:
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            mean = torch.zeros(model.n_features_in_)
+            skeleton = make_network(
+                name, model._input_shape(), model.n_clusters, (mean, 1.0) if standardized else None
+            )
+    except (ValueError, TypeError, RuntimeError) as problem:
+        raise ModelFileError(
+            f"{path} describes a network that cannot be built: {problem}"
+        ) from None
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in weights.items()}
+    if expected != found:
+        raise ModelFileError(
+            f"{path} is inconsistent: its header (K={model.n_clusters}, input shape "
+            f"{model._input_shape()}) does not describe the weights it holds; the file "
+            "was changed or damaged: use an intact copy"
+        )

@@ -46,6 +46,7 @@ from neural_kmeans.io.container import (
     params_to_json,
     plain,
     read_container,
+    remove_stale_temporaries,
     write_container,
 )
 
@@ -411,6 +412,7 @@ class FitCheckpoints:
             self.directory.mkdir(parents=True, exist_ok=True)
             probe.write_bytes(b"")
             probe.unlink()
+            remove_stale_temporaries(self.path)  # of a run killed while writing
         except OSError as problem:
             raise CheckpointError(
                 f"cannot write checkpoints to {self.directory}: {problem}; choose a "

@@ -7,8 +7,10 @@ SHA-256 digest of the header and of every tensor's name, dtype, shape and bytes.
 Reading one parses JSON and copies numbers (safetensors' own reader); nothing is
 unpickled, so a file from elsewhere cannot run code. The digest detects damage (a
 changed byte, a cut file); it is not a signature: whoever can write the file can
-write a matching digest. Files are written atomically (a temporary file, fsync, a
-rename).
+write a matching digest. For tamper evidence, set ``NEURAL_KMEANS_MODEL_KEY`` to a
+secret: files are then written with an HMAC-SHA-256 of the same content under that
+key, and only files carrying a matching one are read. Files are written atomically
+(a temporary file, fsync, a rename).
 
 Also here: the JSON forms of the estimator's parameters and history, which both
 kinds of file hold.
@@ -17,7 +19,9 @@ kinds of file hold.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -31,6 +35,9 @@ import torch
 #: The metadata keys of the safetensors file.
 HEADER_KEY = "neural_kmeans"
 DIGEST_KEY = "digest"
+#: The environment variable of the key for keyed digests (tamper evidence).
+KEY_VARIABLE = "NEURAL_KMEANS_MODEL_KEY"
+KEYED_PREFIX = "hmac-sha256:"
 # Parameters kept out of files: callables and objects are code or state, not data.
 _PARAM_SKIPPED = "not saved"
 
@@ -71,7 +78,7 @@ def write_container(
         **header,
     }
     text = json.dumps(full, sort_keys=True, allow_nan=False)
-    metadata = {HEADER_KEY: text, DIGEST_KEY: "sha256:" + content_digest(text, cpu)}
+    metadata = {HEADER_KEY: text, DIGEST_KEY: file_digest(text, cpu, digest_key())}
     path = Path(path)
     atomic_write_bytes(path, safetensors.torch.save(cpu, metadata=metadata))
     return path
@@ -111,7 +118,24 @@ def read_container(
         raise error(
             f"{path} is not {what} file, or it is damaged: its header cannot be read"
         ) from None
-    digest_ok = digest == "sha256:" + content_digest(text, tensors)
+    key = digest_key()
+    keyed = isinstance(digest, str) and digest.startswith(KEYED_PREFIX)
+    if keyed and key is None:
+        raise error(
+            f"{path} carries a keyed digest (HMAC): set {KEY_VARIABLE} to the key it was "
+            "written with to read it"
+        )
+    if key is not None and not keyed:
+        raise error(
+            f"{path} has no keyed digest, and {KEY_VARIABLE} is set, so only files written "
+            f"with that key are read: write it again with the key, or unset {KEY_VARIABLE}"
+        )
+    digest_ok = hmac.compare_digest(str(digest), file_digest(text, tensors, key))
+    if keyed and not digest_ok:
+        raise error(
+            f"{path}: its keyed digest does not match: the file was changed after it was "
+            f"written, or written with another key than {KEY_VARIABLE}'s"
+        )
     if found_version != version:
         written_by = header.get("package_version", "an unknown version")
         raise error(
@@ -130,9 +154,26 @@ def read_container(
     return header, tensors
 
 
-def content_digest(header_text: str, tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 (hex) of the header text and each tensor's name, dtype, shape and bytes."""
-    digest = hashlib.sha256(b"neural-kmeans container\0")
+def digest_key() -> bytes | None:
+    """The user's key for keyed digests (:data:`KEY_VARIABLE`), or None."""
+    value = os.environ.get(KEY_VARIABLE)
+    return value.encode("utf-8") if value else None
+
+
+def file_digest(header_text: str, tensors: dict[str, torch.Tensor], key: bytes | None) -> str:
+    """The digest a file carries: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` with a key."""
+    if key is None:
+        return "sha256:" + content_digest(header_text, tensors)
+    return KEYED_PREFIX + content_digest(header_text, tensors, key)
+
+
+def content_digest(
+    header_text: str, tensors: dict[str, torch.Tensor], key: bytes | None = None
+) -> str:
+    """SHA-256 (hex) of the header text and each tensor's name, dtype, shape and bytes;
+    HMAC-SHA-256 with ``key``."""
+    digest: Any = hashlib.sha256() if key is None else hmac.new(key, digestmod="sha256")
+    digest.update(b"neural-kmeans container\0")
     digest.update(header_text.encode("utf-8") + b"\0")
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
@@ -156,6 +197,10 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as problem:  # named after the file the caller asked for
+        temporary.unlink(missing_ok=True)
+        reason = problem.strerror or str(problem)
+        raise type(problem)(problem.errno or errno.EIO, reason, os.fspath(path)) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -169,6 +214,41 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write_bytes` left for ``path`` when
+    its process was killed (``.<name>.<pid>.tmp`` of a process that no longer runs).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = candidate.name[len(path.name) + 2 : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid() or process_is_running(int(pid)):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass
+    return removed
+
+
+def process_is_running(pid: int) -> bool:
+    """Whether a process of id ``pid`` runs on this machine (the owner of a lock or
+    temporary file)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or a number we cannot ask about
+    return True
 
 
 # ------------------------------------------------------------ JSON of the estimator

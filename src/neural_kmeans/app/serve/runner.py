@@ -231,7 +231,7 @@ class FitRunner:
         model = _estimator(params.n_clusters, params.seed, params.config())
         check_parameters(model.get_params(deep=False), type(model).__name__)
         image_shape = resolve_image_shape(x.shape[1:], None)
-        network = resolve_network_name(params.network, image_shape is not None)
+        network = resolve_network_name(params.network, image_shape)
         if params.features == "learned":
             network = LEARNED_NETWORK
         check_data_for_params(model, x.shape[1:], x.shape[0], image_shape, network)
