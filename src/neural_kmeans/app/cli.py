@@ -133,8 +133,8 @@ OPTIONS: dict[str, Option] = {
         "clustering",
         choices=NEURAL_METHODS,
         default="auto",
-        help="cnn, mlp, linear, nearest-centroid (exactly K-means) or learned (autoencoder + "
-        "UMAP, a self-labelled network; needs umap-learn); auto: cnn for images of 8x8 "
+        help="cnn, mlp, linear, nearest-centroid (exactly K-means) or learned (image gradients "
+        "+ UMAP, a self-labelled network; needs umap-learn); auto: cnn for images of 8x8 "
         "pixels or more, mlp otherwise",
     ),
     "methods": _option(
