@@ -7,6 +7,8 @@ pixels; the autoencoder runs in the tests that lower that threshold).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,11 @@ def test_fit_never_reads_labels(digits) -> None:
 
 
 def test_global_random_state_untouched(digits) -> None:
+    """The global random states, and torch's thread count (which umap-learn's numba
+    would reset to all cores), are as they were."""
     X, _ = digits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch_state = torch.get_rng_state()
     numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global state is the point)
     model = learned(learned_params=TINY, random_state=1).fit(X[:300])
@@ -149,6 +155,10 @@ def test_global_random_state_untouched(digits) -> None:
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
     assert after[2:] == numpy_state[2:]
+    try:
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_rows_and_callbacks() -> None:
@@ -445,3 +455,55 @@ def test_beats_kmeans_on_unbalanced_digits(digits) -> None:
     scores = evaluate(y, learned(random_state=0).fit(X).labels_)
     # Measured: learned 0.854 (seed 1: 0.851), K-means 0.748-0.792.
     assert scores["acc"] >= max(kmeans) + 0.03, (scores, kmeans)
+
+
+def test_missing_umap_is_refused_before_any_work(digits, monkeypatch) -> None:
+    """The Python API: an ImportError with the install command from fit, at once."""
+    X, _ = digits
+    monkeypatch.setitem(sys.modules, "umap", None)  # find_spec("umap") is None: not installed
+    with pytest.raises(
+        ImportError, match=r'needs umap-learn: pip install "neural-kmeans\[learned\]"'
+    ):
+        learned(verbose=1).fit(X[:300])
+
+
+@pytest.fixture
+def tiny_learned_defaults(monkeypatch) -> None:
+    """The command line's learned fits with :data:`TINY`'s settings (seconds, not minutes)."""
+    from neural_kmeans.representation import self_labelling
+
+    original = self_labelling.learned_params
+    monkeypatch.setattr(
+        self_labelling,
+        "learned_params",
+        lambda overrides=None: original({**TINY, **(overrides or {})}),
+    )
+
+
+def test_cli_reports_every_learned_stage_unless_quiet(
+    digits, tmp_path, capsys, tiny_learned_defaults
+) -> None:
+    """``run --method learned``: a line per stage with its time and bars for the long
+    ones on standard error by default; ``--quiet``: nothing there."""
+    from neural_kmeans.app.cli import main
+
+    X, y = digits
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=X[:300], y=y[:300])
+    argv = ["run", "--dataset", str(data), "--method", "learned", "--no-kmeans"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    for stage in (
+        "learned features: 300 images of 1x8x8",
+        "features: ",
+        "k-nearest neighbours: ",
+        "UMAP: ",
+        "Gaussian mixture: ",
+        "[learned K=10 seed=0] done",
+    ):
+        assert stage in err, (stage, err)
+    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
+        assert f"{bar}:" in err, (bar, err)
+    assert "warning:" not in err  # umap-learn's "Tensorflow not installed" is not news
+    assert main([*argv, "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err == ""
