@@ -1,7 +1,18 @@
 """Clustering quality of ``features="learned"`` against the pixel loop and K-means.
 
-For each data set (fit and scored on all its samples: MNIST and Fashion-MNIST
-70,000 images, digits 1,797) and each method, over several seeds:
+For each data set (fit and scored on all its samples) and each method, over several
+seeds:
+
+- ``mnist``, ``fashion-mnist``: all 70,000 images (train and test);
+- ``mnist-test``: MNIST's 10,000 test images alone (the time of a 10,000-sample fit);
+- ``mnist-unbalanced``: MNIST's 70,000 images with class c cut to
+  ``m * 10 ** (-c / 9)`` images (m: the smallest class's count), so the largest class
+  is 10 times the smallest (25,797 images, drawn with a fixed seed, 0);
+- ``digits``: scikit-learn's 1,797 8x8 images;
+- ``digits-rows``: the same as flat rows of 64 features (the rows' path: no
+  convolutions, no image augmentation);
+
+and each method:
 
 - ``kmeans``: scikit-learn ``KMeans(10, n_init=1)`` on the pixels scaled to [0, 1];
 - ``pixels``: ``NeuralKMeans(10, max_iter=20, tol=1e-3)``, the faithful loop on the
@@ -30,7 +41,16 @@ from pathlib import Path
 import numpy as np
 from speed import run_json_worker, versions  # benchmarks/ is on the path when run
 
-DATASETS = ("mnist", "fashion-mnist", "digits")
+DATASETS = (
+    "mnist",
+    "fashion-mnist",
+    "mnist-test",
+    "mnist-unbalanced",
+    "digits",
+    "digits-rows",
+)
+#: The largest class of ``mnist-unbalanced`` over its smallest.
+UNBALANCED_RATIO = 10.0
 METHODS = ("kmeans", "pixels", "learned")
 
 
@@ -42,10 +62,8 @@ def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
 
     from neural_kmeans import NeuralKMeans
     from neural_kmeans.core.metrics import evaluate
-    from neural_kmeans.io.datasets import load_dataset
 
-    X, y = load_dataset(dataset, split="all", data_dir=data_dir)
-    X = np.asarray(X)
+    X, y = benchmark_data(dataset, data_dir)
     extra: dict = {}
     started = time.perf_counter()
     if method == "kmeans":
@@ -70,6 +88,7 @@ def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
         "dataset": dataset,
         "method": method,
         "seed": seed,
+        "samples": len(X),
         "seconds": seconds,
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
@@ -77,6 +96,39 @@ def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
         **scores,
         **extra,
     }
+
+
+def benchmark_data(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The samples and classes of one of :data:`DATASETS` (the classes for scoring only)."""
+    from neural_kmeans.io.datasets import load_dataset
+
+    name = {"mnist-test": "mnist", "mnist-unbalanced": "mnist", "digits-rows": "digits"}
+    split = "test" if dataset == "mnist-test" else "all"
+    X, y = load_dataset(name.get(dataset, dataset), split=split, data_dir=data_dir)
+    X, y = np.asarray(X), np.asarray(y)
+    if dataset == "digits-rows":
+        X = X.reshape(len(X), -1)
+    if dataset == "mnist-unbalanced":
+        keep = unbalanced_subset(y, UNBALANCED_RATIO, seed=0)
+        X, y = X[keep], y[keep]
+    return X, y
+
+
+def unbalanced_subset(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """Indices (sorted) that keep ``m * ratio ** (-c / (C - 1))`` samples of class c (m:
+    the smallest class's count, C classes), drawn without replacement with ``seed``."""
+    rng = np.random.RandomState(seed)
+    classes = np.unique(y)
+    smallest = min(int((y == c).sum()) for c in classes)
+    keep = [
+        rng.choice(
+            np.flatnonzero(y == c),
+            int(smallest * ratio ** (-i / (len(classes) - 1))),
+            replace=False,
+        )
+        for i, c in enumerate(classes)
+    ]
+    return np.sort(np.concatenate(keep))
 
 
 def run_worker(dataset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
@@ -109,6 +161,23 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stage_table(results: list[dict]) -> str:
+    """Markdown: the learned fits' stage seconds, mean over the seeds, per data set."""
+    learned = [r for r in results if "stages" in r]
+    if not learned:
+        return ""
+    names = list(dict.fromkeys(k for r in learned for k in r["stages"]))
+    lines = [
+        "| data set | samples | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in learned):
+        rows = [r for r in learned if r["dataset"] == dataset]
+        cells = [f"{np.mean([r['stages'].get(k, 0.0) for r in rows]):.1f}" for k in names]
+        lines.append(f"| {dataset} | {rows[0]['samples']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     """The CPU, core count and versions (``speed.py``'s line) and umap-learn's version."""
     import umap
@@ -133,18 +202,31 @@ def main() -> None:
         dataset, method, seed = args.worker
         print(json.dumps(worker(dataset, method, int(seed), args.data_dir)))
         return
-    results = []
+    results: list[dict] = []
     loads = [os.getloadavg()[0]]
     for dataset in args.datasets.split(","):
         for method in args.methods.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 results.append(run_worker(dataset, method, seed, args))
                 loads.append(os.getloadavg()[0])
+                # the files hold every fit done so far (a long run can be read midway)
+                write(report(results, loads, args.threads), results, args)
+    print(report(results, loads, args.threads))
+
+
+def report(results: list[dict], loads: list[float], threads: int) -> str:
+    """The results table, the machine line and the learned fits' stages."""
     text = (
-        f"{table(results)}\n\n{machine()}; threads per fit: {args.threads or 'default'}; "
+        f"{table(results)}\n\n{machine()}; threads per fit: {threads or 'default'}; "
         f"1-minute load average during the run: {min(loads):.1f} to {max(loads):.1f}\n"
     )
-    print(text)
+    stages = stage_table(results)
+    if stages:
+        text += f"\nStages of the learned fits (seconds, mean over the seeds):\n\n{stages}\n"
+    return text
+
+
+def write(text: str, results: list[dict], args: argparse.Namespace) -> None:
     if args.out:
         Path(args.out).write_text(text)
     if args.json:

@@ -640,3 +640,30 @@ def test_summarize_single_run_has_zero_std() -> None:
     assert report.mean_std(summary["train"]["acc"]) == "0.500"
     assert report.mean_std({"mean": 0.5, "std": 0.25}) == "0.500 ± 0.250"
     assert report.mean_std(None) == "—"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--method", "learned"],
+        ["compare", "--methods", "mlp", "learned"],
+        ["sweep", "--methods", "learned", "kmeans", "--clusters", "2", "3"],
+    ],
+)
+def test_missing_umap_is_refused_before_any_work(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without umap-learn, the learned mode is refused at once: one error line with the
+    install command, status 2, before the data is read (the file named here does not
+    exist, and that is not what the error says) and before any folder is made."""
+    monkeypatch.setitem(sys.modules, "umap", None)  # find_spec("umap") is None: not installed
+    missing = tmp_path / "missing.npz"
+    status, out, err = run_cli(capsys, *argv, "--dataset", missing, "--out", tmp_path / "o")
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: --method"), err
+    assert "needs umap-learn: pip install 'neural-kmeans[learned]'" in err
+    assert "missing.npz" not in err and not out
+    assert not (tmp_path / "o").exists()

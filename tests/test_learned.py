@@ -7,6 +7,8 @@ pixels; the autoencoder runs in the tests that lower that threshold).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -25,15 +27,23 @@ from neural_kmeans.core.validation import InvalidParameterError
 from neural_kmeans.io.checkpoint import FitInterrupted, checkpoint_info
 from neural_kmeans.io.datasets import load_dataset
 from neural_kmeans.representation.augmentation import random_affine
+from neural_kmeans.representation.gradients import cell_geometry, gradient_histograms
 from neural_kmeans.representation.neighbours import exact_knn
-from neural_kmeans.representation.self_labelling import confident_members
+from neural_kmeans.representation.self_labelling import (
+    LearnedParams,
+    MemberDraws,
+    confident_members,
+    training_steps,
+)
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 #: Fewer training steps than the default (2000): about 20 s on 2 cores.
 FAST = {"steps_per_iter": 600}
-#: Every stage, the autoencoder included, in a second or two.
+#: Every stage, the autoencoder included (in place of the gradient histograms), in a
+#: second or two.
 TINY = {
+    "image_features": "autoencoder",
     "autoencoder_hidden": (64,),
     "autoencoder_min_steps": 20,
     "autoencoder_epochs": 1,
@@ -83,7 +93,7 @@ def test_model_is_consistent(digits, digits_model) -> None:
     assert model.cluster_centers_.shape == model.initial_centers_.shape == (10, 64)
     assert model.embedding_.shape == (n, 10)
     assert model.n_iter_ == len(model.history_) >= 1
-    assert set(model.timings_) >= {"autoencoder", "knn", "umap", "mixture", "loop", "total"}
+    assert set(model.timings_) >= {"features", "knn", "umap", "mixture", "loop", "total"}
     # The network alone clusters new samples, and agrees with the fit on the training ones.
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     np.testing.assert_array_equal(model.predict(rows), model.labels_)
@@ -132,15 +142,23 @@ def test_fit_never_reads_labels(digits) -> None:
 
 
 def test_global_random_state_untouched(digits) -> None:
+    """The global random states, and torch's thread count (which umap-learn's numba
+    would reset to all cores), are as they were."""
     X, _ = digits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch_state = torch.get_rng_state()
     numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global state is the point)
     model = learned(learned_params=TINY, random_state=1).fit(X[:300])
-    assert model.timings_["autoencoder"] > 0  # TINY trains the autoencoder
+    assert model.timings_["features"] > 0
     assert torch.equal(torch.get_rng_state(), torch_state)
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
     assert after[2:] == numpy_state[2:]
+    try:
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_rows_and_callbacks() -> None:
@@ -186,6 +204,10 @@ def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
         ({"features": "learnt"}, "Did you mean features='learned'"),
         ({"features": "learned", "learned_params": {"epochs": 3}}, "unknown names 'epochs'"),
         ({"features": "learned", "learned_params": [("max_iter", 2)]}, "'dict' or None"),
+        (
+            {"features": "learned", "learned_params": {"image_features": "pixels"}},
+            "image_features must be one of 'gradients', 'autoencoder'",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_work(digits, options, message) -> None:
@@ -343,3 +365,145 @@ def test_cli_refuses_loop_options_the_learned_mode_does_not_use(capsys) -> None:
 
     assert main(["run", "--method", "learned", "--steps-per-iter", "5"]) == 2
     assert "--steps-per-iter does not apply to learned" in capsys.readouterr().err
+
+
+def test_gradient_histograms() -> None:
+    """Shape, unit rows, brightness invariance and an edge's single orientation."""
+    assert cell_geometry(28, 28) == (4, 4)
+    assert cell_geometry(8, 8) == (2, 1)  # small images: 2-pixel cells a pixel apart
+    images = torch.rand(6, 1, 28, 28)
+    features = gradient_histograms(images)
+    assert features.shape == (6, 9 * 7 * 7) and features.dtype == torch.float32
+    # rows of unit length: 441 squared terms, each rounded within float32's epsilon
+    unit = torch.ones(6)
+    torch.testing.assert_close(features.norm(dim=1), unit, rtol=441 * FLOAT32_EPS, atol=0)
+    # scaling the brightness scales every gradient alike: the same histograms
+    torch.testing.assert_close(gradient_histograms(3 * images), features)
+    # a vertical edge: horizontal gradients only, all in the first orientation bin
+    edge = torch.zeros(1, 1, 28, 28)
+    edge[..., 14:] = 1.0
+    bins = gradient_histograms(edge).reshape(9, 7, 7)
+    assert bins[0].sum() > 0 and torch.count_nonzero(bins[1:]) == 0
+    # a blank image has no gradient: zeros, not NaN; colour channels add up
+    assert torch.count_nonzero(gradient_histograms(torch.zeros(2, 1, 8, 8))) == 0
+    assert gradient_histograms(torch.rand(2, 3, 9, 11)).shape[0] == 2
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_member_draws_follow_the_cluster_sizes(balanced) -> None:
+    """Clusters drawn in proportion to their sizes (or equally when balanced), each
+    share within 5 binomial standard deviations of its expectation."""
+    sizes = [900, 90, 10]
+    starts = np.cumsum([0, *sizes])
+    members = [np.arange(starts[k], starts[k + 1]) for k in range(3)] + [np.array([], int)]
+    draws = MemberDraws(members, None, balanced)
+    n = 30000
+    chosen = draws(n, torch.Generator().manual_seed(0)).numpy()
+    counts = np.bincount(np.searchsorted(starts, chosen, side="right") - 1, minlength=3)
+    expected = np.full(3, 1 / 3) if balanced else np.array(sizes) / sum(sizes)
+    spread = np.sqrt(n * expected * (1 - expected))
+    assert np.all(np.abs(counts - n * expected) <= 5 * spread), counts
+    assert draws.n_members == 1000
+
+
+def test_training_steps_grow_with_the_samples_up_to_a_ceiling() -> None:
+    params = LearnedParams()  # 10 passes of 128, at least 500, at most 2000 steps
+    assert training_steps(params, 1000) == 500
+    assert training_steps(params, 12800) == 1000
+    assert training_steps(params, 70000) == 2000
+
+
+def test_verbose_reports_every_stage(digits, capsys) -> None:
+    """verbose=1: a line per stage with its time, bars for the long ones."""
+    X, _ = digits
+    learned(learned_params=TINY, random_state=0, verbose=1).fit(X[:300])
+    err = capsys.readouterr().err
+    for stage in (
+        "learned features: 300 images",
+        "features: ",
+        "k-nearest neighbours: ",
+        "UMAP: ",
+        "Gaussian mixture: ",
+        "iteration   1",
+    ):
+        assert stage in err, (stage, err)
+    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
+        assert f"{bar}:" in err, (bar, err)
+
+
+@pytest.mark.slow
+def test_beats_kmeans_on_unbalanced_digits(digits) -> None:
+    """Digits with class sizes from 174 down to 17 (1:10, the benchmark's cut): no
+    choice of the learned mode assumes equal clusters."""
+    X, y = digits
+    rng = np.random.RandomState(0)
+    smallest = np.bincount(y).min()
+    keep = np.sort(
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(y == c), int(smallest * 10.0 ** (-c / 9)), replace=False)
+                for c in range(10)
+            ]
+        )
+    )
+    X, y = X[keep], y[keep]
+    assert len(y) == 707 and np.bincount(y)[0] >= 10 * np.bincount(y)[9]
+    rows = X.reshape(len(X), -1)
+    kmeans = [
+        evaluate(y, KMeans(10, n_init=1, random_state=s).fit_predict(rows))["acc"] for s in range(3)
+    ]
+    scores = evaluate(y, learned(random_state=0).fit(X).labels_)
+    # Measured: learned 0.854 (seed 1: 0.851), K-means 0.748-0.792.
+    assert scores["acc"] >= max(kmeans) + 0.03, (scores, kmeans)
+
+
+def test_missing_umap_is_refused_before_any_work(digits, monkeypatch) -> None:
+    """The Python API: an ImportError with the install command from fit, at once."""
+    X, _ = digits
+    monkeypatch.setitem(sys.modules, "umap", None)  # find_spec("umap") is None: not installed
+    with pytest.raises(
+        ImportError, match=r'needs umap-learn: pip install "neural-kmeans\[learned\]"'
+    ):
+        learned(verbose=1).fit(X[:300])
+
+
+@pytest.fixture
+def tiny_learned_defaults(monkeypatch) -> None:
+    """The command line's learned fits with :data:`TINY`'s settings (seconds, not minutes)."""
+    from neural_kmeans.representation import self_labelling
+
+    original = self_labelling.learned_params
+    monkeypatch.setattr(
+        self_labelling,
+        "learned_params",
+        lambda overrides=None: original({**TINY, **(overrides or {})}),
+    )
+
+
+def test_cli_reports_every_learned_stage_unless_quiet(
+    digits, tmp_path, capsys, tiny_learned_defaults
+) -> None:
+    """``run --method learned``: a line per stage with its time and bars for the long
+    ones on standard error by default; ``--quiet``: nothing there."""
+    from neural_kmeans.app.cli import main
+
+    X, y = digits
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=X[:300], y=y[:300])
+    argv = ["run", "--dataset", str(data), "--method", "learned", "--no-kmeans"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    for stage in (
+        "learned features: 300 images of 1x8x8",
+        "features: ",
+        "k-nearest neighbours: ",
+        "UMAP: ",
+        "Gaussian mixture: ",
+        "[learned K=10 seed=0] done",
+    ):
+        assert stage in err, (stage, err)
+    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
+        assert f"{bar}:" in err, (bar, err)
+    assert "warning:" not in err  # umap-learn's "Tensorflow not installed" is not news
+    assert main([*argv, "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err == ""

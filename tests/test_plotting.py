@@ -115,6 +115,20 @@ def test_history_and_sweep_and_scatter(tmp_path: Path) -> None:
     png_size(tmp_path / "p.png")
 
 
+def test_history_of_one_iteration_has_integer_ticks_and_values() -> None:
+    """The learned mode's one iteration: the tick 1 alone on every panel (no run-together
+    fractions of an iteration), and each lone point labelled with its value."""
+    history = [{"iteration": 1, "loss": 0.0254, "changed": 0.0078, "inertia": 4990.65}]
+    fig = plotting.history_figure({"learned": history}, reference_inertia={"kmeans": 4575.0})
+    for ax, value in zip(fig.axes, ("0.0254", "0.0078", "4991"), strict=True):
+        ticks = [t for t in ax.get_xticks() if 0.5 <= t <= 1.5]
+        assert ticks == [1.0], ax.get_xticks()
+        assert [text.get_text() for text in ax.texts] == [value]
+    longer = [{**history[0], "iteration": i} for i in range(1, 4)]
+    fig = plotting.history_figure({"pixels": longer})
+    assert all(not ax.texts for ax in fig.axes)  # points of a curve are not labelled
+
+
 def synthetic_trajectory(n_iter: int, n: int = 30, k: int = 3) -> Trajectory:
     rng = np.random.default_rng(n_iter)
     gx, gy = np.linspace(-1, 1, 20), np.linspace(-1, 1, 15)

@@ -133,8 +133,8 @@ OPTIONS: dict[str, Option] = {
         "clustering",
         choices=NEURAL_METHODS,
         default="auto",
-        help="cnn, mlp, linear, nearest-centroid (exactly K-means) or learned (autoencoder + "
-        "UMAP, a self-labelled network; needs umap-learn); auto: cnn for images of 8x8 "
+        help="cnn, mlp, linear, nearest-centroid (exactly K-means) or learned (image gradients "
+        "+ UMAP, a self-labelled network; needs umap-learn); auto: cnn for images of 8x8 "
         "pixels or more, mlp otherwise",
     ),
     "methods": _option(
@@ -520,6 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
+            check_optional_dependencies(args)
         except UsageError as error:
             _error(str(error))
             return 2
@@ -535,6 +536,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the libraries load, or while cleaning up
         _error("interrupted")
         return 130
+
+
+def check_optional_dependencies(args: argparse.Namespace) -> None:
+    """Refuse, before any work (no data loaded, no torch imported, no folder made), a
+    method whose optional dependency is not installed: the learned mode's umap-learn.
+
+    Raises
+    ------
+    UsageError
+        With the install command.
+    """
+    import importlib.util
+
+    for flag in ("method", "methods"):
+        named = getattr(args, flag, None)
+        named = named if isinstance(named, list) else [named]
+        if "learned" in named and importlib.util.find_spec("umap") is None:
+            raise UsageError(
+                f"--{flag} learned needs umap-learn: pip install 'neural-kmeans[learned]' "
+                "(or pip install umap-learn)"
+            )
 
 
 def configure_runtime() -> None:

@@ -310,6 +310,21 @@ def plot_history(
         Final inertias of other methods (K-means), drawn as dashed lines.
     title : str
     """
+    fig = history_figure(
+        histories, inertia_scale=inertia_scale, reference_inertia=reference_inertia
+    )
+    return _save(fig, path, title)
+
+
+def history_figure(
+    histories: Mapping[str, Sequence[Mapping]],
+    *,
+    inertia_scale: float = 1.0,
+    reference_inertia: Mapping[str, float] | None = None,
+) -> Any:
+    """The figure of :func:`plot_history`, not yet saved. A history of one iteration (the
+    learned mode's default) is one point per panel: it is labelled with its value, and
+    the iteration axis has the one integer tick."""
     fig = Figure(figsize=(11, 3.3))
     axes = fig.subplots(1, 3)
     panels = (
@@ -323,12 +338,23 @@ def plot_history(
             iterations = [record["iteration"] for record in history]
             values = [record[key] * factor for record in history]
             ax.plot(iterations, values, marker="o", markersize=4, label=name, color=_color(name))
+            if len(values) == 1:
+                ax.annotate(
+                    f"{values[0]:.4g}",
+                    (iterations[0], values[0]),
+                    xytext=(7, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8,
+                    color=_color(name),
+                )
         if key == "inertia" and reference_inertia:
             for name, value in reference_inertia.items():
                 ax.axhline(value, linestyle="--", color=_color(name), label=name)
         ax.set_xlabel("iteration")
         ax.set_xlim(0.5, last + 0.5)  # one iteration too: a point in the middle, one tick
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+        # min_n_ticks=1: with one iteration, the tick 1 alone (not fractions of it)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8, min_n_ticks=1))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=False)
         ax.set_title(label, fontsize=10)
@@ -336,7 +362,7 @@ def plot_history(
     _, labels = axes[-1].get_legend_handles_labels()
     if len(labels) > 1:
         axes[-1].legend(fontsize=8)
-    return _save(fig, path, title)
+    return fig
 
 
 def _sweep_value(point: Mapping, metric: str, split: str) -> tuple[float, float]:

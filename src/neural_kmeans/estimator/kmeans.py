@@ -143,9 +143,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         True stops the fit.
     features : {"pixels", "learned"}, default="pixels"
         The space the loop runs in: the samples themselves (the faithful loop), or a
-        learned space (autoencoder codes, their neighbour graph laid out by UMAP) with
-        the network trained on each cluster's most confident members
-        (:mod:`~neural_kmeans.representation.self_labelling`; needs umap-learn). Its
+        learned space (images' gradient histograms or rows' autoencoder codes, their
+        neighbour graph laid out by UMAP) with the network trained on each cluster's
+        most confident members (:mod:`~neural_kmeans.representation.self_labelling`;
+        needs umap-learn). Its
         settings are ``learned_params``; ``network``, ``init``, ``steps_per_iter``,
         ``optimizer``, ``learning_rate``, ``max_iter`` and ``tol`` are the pixels'.
     learned_params : dict, optional
@@ -192,8 +193,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         ``features="learned"`` only: the training samples in the learned space
         (UMAP's layout), where the loop's centroids move.
     timings_ : dict of str to float
-        ``features="learned"`` only: seconds of each stage (``autoencoder``, ``knn``,
-        ``umap``, ``mixture``, ``loop``, ``total``).
+        ``features="learned"`` only: seconds of each stage (``features``: gradient
+        histograms or autoencoder; ``knn``, ``umap``, ``mixture``, ``loop``, ``total``).
 
     Examples
     --------
@@ -333,7 +334,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         check_data_for_params(self, data.shape[1:], data.shape[0], self.image_shape_, name)
         if learned and distributed.is_distributed():
             raise ValueError(
-                'features="learned" runs in one process: its first stage (autoencoder, '
+                'features="learned" runs in one process: its first stage (features, '
                 "neighbour graph, UMAP) is not sharded; start it without torchrun"
             )
         self._network_name = name

@@ -3,9 +3,11 @@ blobs that a Gaussian mixture separates (umap-learn, given the exact graph)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
+import torch
 
 UMAP_MISSING = (
     'features="learned" needs umap-learn: pip install "neural-kmeans[learned]" '
@@ -52,13 +54,20 @@ def umap_embedding(
     min_dist : float, default=0.0
         0 packs clusters tightly (what clustering wants).
     seed : int, default=0
+    verbose : int, default=0
+        A progress bar of the layout's epochs when positive; umap-learn's own lines too
+        when above 1.
 
     Returns
     -------
     ndarray of shape (n, n_components), float32
     """
     try:
-        import umap
+        with warnings.catch_warnings():
+            # "Tensorflow not installed; ParametricUMAP will be unavailable": a part of
+            # umap-learn this library does not use
+            warnings.filterwarnings("ignore", message=".*ParametricUMAP", category=ImportWarning)
+            import umap
     except ImportError as error:  # pragma: no cover - the message is the point
         raise ImportError(UMAP_MISSING) from error
 
@@ -73,9 +82,25 @@ def umap_embedding(
         random_state=seed,
         precomputed_knn=(knn_indices, knn_distances, None),
         verbose=verbose > 1,
+        # the layout's epochs as a bar on standard error, like the library's other bars
+        tqdm_kwds={
+            "disable": not verbose,
+            "desc": "UMAP layout",
+            "file": sys.stderr,
+            "leave": False,
+            "unit": "epoch",
+            "bar_format": None,
+        },
     )
-    with warnings.catch_warnings():
-        # "n_jobs overridden to 1 by setting random_state": the reproducible choice.
-        warnings.simplefilter("ignore", UserWarning)
-        embedding = reducer.fit_transform(np.asarray(points, dtype=np.float32))
+    # umap-learn ends its fit by setting numba's threads to numba's default (all cores);
+    # numba's OpenMP layer shares the OpenMP runtime of torch, whose thread count would
+    # then change under the caller (and with it the rounding of the next fit's sums).
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            # "n_jobs overridden to 1 by setting random_state": the reproducible choice.
+            warnings.simplefilter("ignore", UserWarning)
+            embedding = reducer.fit_transform(np.asarray(points, dtype=np.float32))
+    finally:
+        torch.set_num_threads(threads)
     return np.asarray(embedding, dtype=np.float32)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neural_kmeans.core import progress
+
 
 def exact_knn(
-    points: torch.Tensor, n_neighbors: int, chunk_size: int = 256
+    points: torch.Tensor, n_neighbors: int, chunk_size: int = 256, verbose: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact ``n_neighbors`` nearest neighbours of every point, itself included.
 
@@ -22,6 +24,8 @@ def exact_knn(
     n_neighbors : int
         Neighbours per point, the point itself first (distance 0).
     chunk_size : int, default=256
+    verbose : int, default=0
+        Draw a progress bar of the rows done when positive.
 
     Returns
     -------
@@ -35,6 +39,7 @@ def exact_knn(
     squared = (points * points).sum(dim=1)
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
+    shown = progress.bar(n, "k-nearest neighbours", enabled=bool(verbose), unit="sample")
     with torch.inference_mode():
         for start in range(0, n, chunk_size):
             block = points[start : start + chunk_size]
@@ -44,6 +49,8 @@ def exact_knn(
             values = (values + squared[start : start + chunk_size, None]).clamp_(min=0).sqrt_()
             indices[start : start + block.shape[0]] = found.cpu().numpy()
             distances[start : start + block.shape[0]] = values.cpu().numpy()
+            shown.update(block.shape[0])
+    shown.close()
     # A point's own distance is exactly 0 (rounding can leave a tiny positive value).
     distances[:, 0] = np.where(indices[:, 0] == np.arange(n), 0.0, distances[:, 0])
     return indices, distances

@@ -141,7 +141,7 @@
     setRunState(m.state);
     const at = pg.lastIteration === null ? "" : ` at iteration ${pg.lastIteration}`;
     const text = {
-      preparing: "preparing the learned features (autoencoder, neighbours, UMAP)…",
+      preparing: "preparing the learned features (gradient histograms, neighbours, UMAP)…",
       running: "running",
       paused: `paused${at}`,
       stopping: "stopping after this iteration…",
