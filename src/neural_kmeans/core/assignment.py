@@ -1,7 +1,8 @@
 """Step 3: feed every sample to the network; its predicted class is its cluster.
 
 One pass over the data gives the labels and, at the same time, what step 4 and the
-inertia need: per-cluster sums and counts and the total squared norm.
+inertia need: per-cluster sums and counts (the total squared norm of the samples is
+measured once, in :meth:`SampleBatches.squared_norm`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Assignment:
     squared_norm : float — (weighted) sum over samples of ``||x||²`` (for the inertia)
     weights : torch.Tensor of shape (K,), float64 — per-cluster sums of the sample
         weights (the sizes, as floats, when the samples are not weighted)
+    inertia : float or None — the (weighted) sum of squared distances of the samples to
+        the centroids of their clusters, when the pass was given centroids
     """
 
     labels: torch.Tensor
@@ -37,6 +40,7 @@ class Assignment:
     counts: torch.Tensor
     squared_norm: float
     weights: torch.Tensor
+    inertia: float | None = None
 
 
 def fold_standardization(network: nn.Module) -> nn.Module | None:
@@ -121,15 +125,18 @@ def assign_and_accumulate(
     batch_size: int,
     start: int = 0,
     stop: int | None = None,
+    centroids: torch.Tensor | None = None,
 ) -> Assignment:
     """Label the samples ``start:stop`` with the network and accumulate cluster sums.
 
-    Per batch, the cluster sums are one small matrix product (one-hot labels times
-    rows), added to float64 totals, in the same pass as the labels.
+    Per batch, the rows are added to their cluster's sum (``index_add_``) in the same
+    pass as the labels. With ``centroids`` (K, d), the pass also measures the
+    (weighted) squared distance of each sample to its cluster's centroid: the inertia
+    against those centroids, without a second pass.
     """
     stop = samples.n_samples if stop is None else stop
     labels = torch.empty(stop - start, dtype=torch.int64)
-    totals = _Totals(samples, n_clusters)
+    totals = _Totals(samples, n_clusters, start, stop, centroids)
     for offset, rows, logits in network_outputs(network, samples, batch_size, start, stop):
         batch_labels = logits.argmax(dim=1)
         totals.add(offset, rows, batch_labels)
@@ -142,37 +149,51 @@ def accumulate_labels(
 ) -> Assignment:
     """Per-cluster sums, counts and the squared norm of the samples for given ``labels``
     (n,) int64: what :func:`assign_and_accumulate` gives, without a network."""
-    totals = _Totals(samples, n_clusters)
+    totals = _Totals(samples, n_clusters, 0, samples.n_samples)
     for offset, rows in samples(batch_size):
         totals.add(offset, rows, labels[offset : offset + rows.shape[0]].to(samples.device))
     return totals.assignment(labels)
 
 
 class _Totals:
-    """Running per-cluster sums of one pass: one small matrix product per batch (the
-    one-hot labels, times the weights, times the rows), added to float64 totals."""
+    """Running per-cluster sums of one pass (each batch's rows, times their weights,
+    added to their cluster's row), summed over the batches in float64; and, with
+    ``centroids``, the (weighted) squared distances of the rows to their centroids."""
 
-    def __init__(self, samples: SampleBatches, n_clusters: int) -> None:
+    def __init__(
+        self,
+        samples: SampleBatches,
+        n_clusters: int,
+        start: int,
+        stop: int,
+        centroids: torch.Tensor | None = None,
+    ) -> None:
         device, self.samples, self.n_clusters = samples.device, samples, n_clusters
+        self.start, self.stop = start, stop
         self.sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
         self.counts = torch.zeros(n_clusters, dtype=torch.int64, device=device)
         self.weights = torch.zeros(n_clusters, dtype=torch.float64, device=device)
-        self.squared_norm = torch.zeros((), dtype=torch.float64, device=device)
+        self.centroids = None if centroids is None else centroids.to(device, torch.float64)
+        self.distance = torch.zeros((), dtype=torch.float64, device=device)
 
     def add(self, offset: int, rows: torch.Tensor, labels: torch.Tensor) -> None:
-        one_hot = torch.zeros(rows.shape[0], self.n_clusters, dtype=rows.dtype, device=rows.device)
-        one_hot.scatter_(1, labels.unsqueeze(1), 1.0)
-        self.counts += one_hot.sum(dim=0).to(torch.int64)
+        self.counts += torch.bincount(labels, minlength=self.n_clusters)
         weights = self.samples.weight_batch(offset, offset + rows.shape[0], rows.dtype)
+        batch_sums = torch.zeros(
+            self.n_clusters, rows.shape[1], dtype=rows.dtype, device=rows.device
+        )
         if weights is None:
-            self.sums += (one_hot.T @ rows).double()
-            self.squared_norm += torch.linalg.vector_norm(rows).double() ** 2
-            return
-        weighted = one_hot * weights.unsqueeze(1)
-        self.sums += (weighted.T @ rows).double()
-        self.weights += weighted.double().sum(dim=0)
-        self.squared_norm += (weights.double() * (rows.double() ** 2).sum(dim=1)).sum()
+            batch_sums.index_add_(0, labels, rows)
+        else:
+            batch_sums.index_add_(0, labels, rows * weights.unsqueeze(1))
+            self.weights.index_add_(0, labels, weights.double())
+        self.sums += batch_sums.double()
+        if self.centroids is not None:
+            distances = ((rows.double() - self.centroids[labels]) ** 2).sum(dim=1)
+            self.distance += distances.sum() if weights is None else weights.double() @ distances
 
     def assignment(self, labels: torch.Tensor) -> Assignment:
         weights = self.counts.double() if self.samples.weights is None else self.weights
-        return Assignment(labels, self.sums, self.counts, float(self.squared_norm), weights)
+        squared_norm = float(self.samples.squared_norm(self.start, self.stop))
+        inertia = None if self.centroids is None else float(self.distance)
+        return Assignment(labels, self.sums, self.counts, squared_norm, weights, inertia)

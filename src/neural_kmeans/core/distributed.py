@@ -100,14 +100,17 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
     Returns
     -------
     Assignment
-        The whole data's: labels (n_samples,), sums (K, d), counts (K,), norm.
+        The whole data's: labels (n_samples,), sums (K, d), counts (K,), norm, and the
+        inertia when the shards measured theirs.
     """
     size = dist.get_world_size()
     device = _communication_device(local.sums.device)
     sums = local.sums.to(device)
     counts = local.counts.to(device)
     weights = local.weights.to(device)
-    norm = torch.tensor([local.squared_norm], dtype=torch.float64, device=device)
+    norm = torch.tensor(
+        [local.squared_norm, local.inertia or 0.0], dtype=torch.float64, device=device
+    )
     for tensor in (sums, counts, weights, norm):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     bounds = [shard_bounds(n_samples, r, size) for r in range(size)]
@@ -122,6 +125,7 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
         labels=labels,
         sums=sums.to(local.sums.device),
         counts=counts.to(local.counts.device),
-        squared_norm=float(norm.item()),
+        squared_norm=float(norm[0]),
         weights=weights.to(local.weights.device),
+        inertia=None if local.inertia is None else float(norm[1]),
     )

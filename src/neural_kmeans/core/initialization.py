@@ -46,7 +46,7 @@ def initial_centroids(
     weights = np.ones(n) if samples.weights is None else samples.weights
     if isinstance(init, str) and init == "random":
         chosen = rng.choice(n, size=n_clusters, replace=False, p=weights / weights.sum())
-        return _dense(_rows(samples, chosen, np.float64))
+        return _dense(samples.array_rows(chosen, np.float64))
     if isinstance(init, str) and init == "k-means++":
         return _kmeans_plusplus(samples, n_clusters, weights, rng)
     if isinstance(init, str):
@@ -66,10 +66,10 @@ def _kmeans_plusplus(
     (float64 stays float64, the rest float32), centred as ``KMeans`` centres them."""
     n = samples.n_samples
     subset: slice | np.ndarray = slice(None)
-    if isinstance(samples.flat, np.memmap) and n > KMEANS_PLUSPLUS_MAX_SAMPLES:
+    if samples.memory_mapped and n > KMEANS_PLUSPLUS_MAX_SAMPLES:
         subset = np.sort(rng.choice(n, KMEANS_PLUSPLUS_MAX_SAMPLES, replace=False))
     dtype = np.float64 if samples.flat.dtype == np.float64 else np.float32
-    rows = _rows(samples, subset, dtype)
+    rows = samples.array_rows(subset, dtype)
     if not samples.sparse:
         rows -= rows.mean(axis=0)
     _, chosen = kmeans_plusplus(
@@ -82,17 +82,7 @@ def _kmeans_plusplus(
     if not isinstance(subset, slice):
         chosen = subset[chosen]
     # the chosen samples themselves (as scikit-learn's centres, before its centring)
-    return _dense(_rows(samples, chosen, dtype)).astype(np.float64)
-
-
-def _rows(samples: SampleBatches, indices: slice | np.ndarray, dtype: type) -> np.ndarray:
-    """Selected rows as a new array of ``dtype`` (sparse rows stay sparse), scaled like
-    the batches."""
-    rows = samples.flat[indices]
-    rows = rows.astype(dtype) if samples.sparse else np.array(rows, dtype=dtype)
-    if samples.scale != 1.0:
-        rows = rows * rows.dtype.type(samples.scale)
-    return rows
+    return _dense(samples.array_rows(chosen, dtype)).astype(np.float64)
 
 
 def _dense(values: object) -> object:

@@ -68,14 +68,19 @@ def start_state(
 
 
 def assign(
-    network: nn.Module, samples: SampleBatches, n_clusters: int, batch_size: int
+    network: nn.Module,
+    samples: SampleBatches,
+    n_clusters: int,
+    batch_size: int,
+    centroids: torch.Tensor | None = None,
 ) -> Assignment:
-    """Step 3 over all the samples; in a process group, over this rank's shard."""
+    """Step 3 over all the samples; in a process group, over this rank's shard. With
+    ``centroids``, the same pass measures the inertia against them."""
     rank, size = distributed.rank_and_size()
     if size == 1:
-        return assign_and_accumulate(network, samples, n_clusters, batch_size)
+        return assign_and_accumulate(network, samples, n_clusters, batch_size, centroids=centroids)
     start, stop = distributed.shard_bounds(samples.n_samples, rank, size)
-    local = assign_and_accumulate(network, samples, n_clusters, batch_size, start, stop)
+    local = assign_and_accumulate(network, samples, n_clusters, batch_size, start, stop, centroids)
     return distributed.combine_assignments(local, samples.n_samples)
 
 
@@ -109,11 +114,14 @@ def run_loop(
             break
     if parts.final_assignment and not strict and state.iteration > 0:
         # The last update moved the centroids after the labels were given: label the
-        # samples once more with the final centroids, as scikit-learn's KMeans does.
+        # samples once more with the final centroids, as scikit-learn's KMeans does
+        # (the same pass measures the final inertia).
         parts.train(state, samples)
         n_clusters = state.centroids.shape[0]
-        state.labels = assign(state.network, samples, n_clusters, settings.batch_size).labels
-    state.inertia = _final_inertia(state, samples, settings.batch_size)
+        final = assign(state.network, samples, n_clusters, settings.batch_size, state.means)
+        state.labels, state.inertia = final.labels, final.inertia
+    else:
+        state.inertia = _final_inertia(state, samples, settings.batch_size)
     state.network.eval()
     return state
 

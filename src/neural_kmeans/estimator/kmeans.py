@@ -296,6 +296,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         self._dtype = self._compute_dtype(data)
         self.device_ = resolve_device(self.device)
         samples = SampleBatches(data, self._input_shape(), self._dtype, self.device_, weights)
+        samples.keep_float_copy()  # every pass reads it: convert once (memory-mapped: never)
         runs = self._n_init = self._n_init_runs()
         checkpoints = None
         if self.checkpoint_dir is not None:
@@ -348,11 +349,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
         settings = self._loop_settings(samples)
         learned = self.features == "learned"
         # Step 1 of every run first, then the torch seeds: the draws KMeans makes.
-        firsts = (
-            []
-            if learned
-            else [start_state(self._loop_parts(0), samples, rng, r) for r in range(runs)]
-        )
+        starts = [] if learned else [self._loop_parts(0)] * runs
+        firsts = [start_state(parts, samples, rng, run) for run, parts in enumerate(starts)]
         seeds = rng.randint(np.iinfo(np.int32).max, size=runs)
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         best, inertias = None, []
