@@ -4,6 +4,7 @@ turns NaN on demand."""
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,14 @@ import torch
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
 _DATA_ENV = ("NEURAL_KMEANS_DATA", "NEURAL_KMEANS_MIRROR", "NEURAL_KMEANS_TIMEOUT")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal delivers it: a test run started in the background by a shell
+    without job control inherits SIGINT ignored (and passes that on to its subprocesses),
+    which the interruption tests would take for the library ignoring it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
