@@ -505,5 +505,9 @@ def test_cli_reports_every_learned_stage_unless_quiet(
     for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
         assert f"{bar}:" in err, (bar, err)
     assert "warning:" not in err  # umap-learn's "Tensorflow not installed" is not news
+    # Regression: the library's own iteration line (in the data's 0-255 units) was
+    # printed beside the command line's (in its [0, 1] units): one line, one unit.
+    iterations = [line for line in err.splitlines() if "iteration" in line and "loss" in line]
+    assert iterations and all(line.startswith("[learned K=10 seed=0]") for line in iterations)
     assert main([*argv, "--quiet", "--out", str(tmp_path / "b")]) == 0
     assert capsys.readouterr().err == ""

@@ -171,6 +171,8 @@ def _estimator(
     if config.features == LEARNED:
         loop = {k: given.pop(k) for k in ("max_iter", "tol")}
         learned = {k: v for k, v in loop.items() if v is not None}
+        if config.verbose:  # the stages' progress; the iteration lines are the caller's
+            learned["progress"] = True
         options.setdefault("learned_params", learned or None)
     settings = {k: v for k, v in given.items() if v is not None}
     return NeuralKMeans(
@@ -179,7 +181,7 @@ def _estimator(
         device=config.device,
         features=config.features,
         random_state=seed,
-        verbose=config.verbose,
+        verbose=0 if config.features == LEARNED else config.verbose,
         **settings,
         **options,
     )

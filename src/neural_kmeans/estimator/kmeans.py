@@ -466,7 +466,8 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
 
             params = learned_params(self.learned_params)
             bfloat16 = use_bfloat16(self.device_) if params.bfloat16 is None else params.bfloat16
-            return learned_parts(params, self.n_clusters, seed, bfloat16, int(self.verbose))
+            stages = max(int(self.verbose), int(params.progress))
+            return learned_parts(params, self.n_clusters, seed, bfloat16, stages)
         return LoopParts(
             start=CentroidStart(self.n_clusters, self.init),
             train=CentroidTeacher(self.steps_per_iter, self._dtype),

@@ -90,6 +90,9 @@ class LearnedParams:
     balanced_batches : draw each cluster equally often (class-balanced mini-batches)
         instead of in proportion to its size (:class:`MemberDraws`).
     max_rotation, max_shift : image augmentation (degrees; fraction of the side).
+    progress : report the stages (a line with each one's time, bars for the long ones)
+        even at ``verbose=0``, without the loop's iteration lines: for callers that
+        print their own (the command line).
     """
 
     image_features: str = "gradients"
@@ -116,6 +119,7 @@ class LearnedParams:
     max_rotation: float = 10.0
     max_shift: float = 0.07
     bfloat16: bool | None = None  # None: where the hardware has it (see use_bfloat16)
+    progress: bool = False
 
 
 def learned_params(overrides: dict | None = None) -> LearnedParams:
