@@ -16,8 +16,16 @@ def line(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
+#: Seconds between a bar's updates when standard error is not a terminal (a log file):
+#: a few lines per minute instead of one per tenth of a second.
+LOG_UPDATE_SECONDS = 10.0
+
+
 def bar(total: int, description: str, *, enabled: bool = True, unit: str = "it") -> tqdm:
-    """A progress bar on standard error (drawn only when ``enabled``); close it when done."""
+    """A progress bar on standard error (drawn only when ``enabled``); close it when done.
+    Redrawn every tenth of a second on a terminal, every :data:`LOG_UPDATE_SECONDS`
+    elsewhere."""
+    terminal = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return tqdm(
         total=total,
         desc=description,
@@ -26,4 +34,5 @@ def bar(total: int, description: str, *, enabled: bool = True, unit: str = "it")
         disable=not enabled,
         leave=False,
         dynamic_ncols=True,
+        mininterval=0.1 if terminal else LOG_UPDATE_SECONDS,
     )
