@@ -29,6 +29,8 @@ NORM_BATCH_VALUES = 1 << 20
 FLOAT_COPY_MAX_BYTES = 1 << 30
 FLOAT_COPY_MAX_SHARE_OF_AVAILABLE = 0.25
 
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
 
 class SampleBatches:
     """Iterate over samples as float tensors in the network's input layout.
@@ -78,7 +80,7 @@ class SampleBatches:
             return False
         itemsize = torch.empty((), dtype=self.dtype).element_size()
         nbytes = self.n_samples * self.n_features * itemsize
-        same = self.flat.dtype == torch.empty((), dtype=self.dtype).numpy().dtype
+        same = self.flat.dtype == _NUMPY_TYPES.get(self.dtype)
         if same and self.scale == 1.0 and self.flat.flags.c_contiguous:
             return False  # the batches are views of the caller's array already
         if nbytes > min(max_bytes, FLOAT_COPY_MAX_SHARE_OF_AVAILABLE * _available_bytes()):
@@ -137,7 +139,7 @@ class SampleBatches:
     ) -> np.ndarray | scipy.sparse.sparray:
         """The rows at ``indices`` as a new numpy array of ``dtype``, scaled like the
         batches (sparse rows stay sparse): what scikit-learn's functions are given."""
-        if self._copy is not None and self._copy.numpy().dtype == dtype:
+        if self._copy is not None and _NUMPY_TYPES.get(self._copy.dtype) == dtype:
             return np.array(self._copy.numpy()[indices])
         rows = self.flat[indices]
         rows = rows.astype(dtype) if self.sparse else np.array(rows, dtype=dtype)
