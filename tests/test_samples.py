@@ -98,6 +98,22 @@ def test_squared_norm_is_measured_once_and_matches_numpy(weighted):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
+def test_squared_norm_of_sparse_rows_reads_the_stored_values(weighted):
+    import scipy.sparse
+
+    # 2,000,000 features: dense batches of NORM_BATCH_VALUES would be one row each
+    rng = np.random.default_rng(5)
+    rows, columns = rng.integers(0, 60, 1_200), rng.integers(0, 2_000_000, 1_200)
+    X = scipy.sparse.csr_array((rng.normal(size=1_200), (rows, columns)), shape=(60, 2_000_000))
+    weights = np.random.default_rng(6).uniform(0, 2, 60) if weighted else None
+    samples = SampleBatches(X, (2_000_000,), torch.float64, CPU, weights)
+    rows = np.asarray(X.multiply(X).sum(axis=1)).ravel() * (1 if weights is None else weights)
+    tolerance = 4 * X.nnz * np.finfo(np.float64).eps * rows.sum()
+    assert abs(float(samples.squared_norm()) - rows.sum()) <= tolerance
+    assert abs(float(samples.squared_norm(10, 40)) - rows[10:40].sum()) <= tolerance
+
+
+@pytest.mark.parametrize("weighted", [False, True])
 def test_inertia_fused_into_the_pass_equals_a_separate_pass(weighted):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(700, 5))

@@ -114,6 +114,12 @@ class SampleBatches:
         on the device: measured in one pass the first time, then remembered (it does not
         change from one iteration to the next)."""
         stop = self.n_samples if stop is None else stop
+        if (start, stop) not in self._squared_norms and self.sparse:  # its stored values
+            part = self.flat[start:stop].astype(np.float64)
+            squares = np.asarray(part.multiply(part).sum(axis=1)).ravel() * self.scale**2
+            weights = None if self.weights is None else self.weights[start:stop]
+            total = squares.sum() if weights is None else weights @ squares
+            self._squared_norms[(start, stop)] = torch.tensor(total, device=self.device)
         if (start, stop) not in self._squared_norms:
             total = torch.zeros((), dtype=torch.float64, device=self.device)
             batch = max(1, NORM_BATCH_VALUES // max(self.n_features, 1))
