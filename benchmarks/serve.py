@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,10 @@ from pathlib import Path
 
 from speed import versions  # benchmarks/ is on the path when run
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--window-size=1400,1050",
-)
+# The browser tests' Selenium helpers (tests/chromium.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from chromium import chromium_executables, js, open_chromium, set_value
+from chromium import wait as wait_until
 
 #: (label, data set, run settings) on the page's default data (moons: 1,000 points,
 #: noise 0.08; MNIST: a 10,000-image subset of the training images); speed 0.
@@ -72,44 +63,16 @@ def start_server(data_dir: str | None) -> tuple[subprocess.Popen, str, float]:
 
 
 def open_browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if binary is None or driver is None:
+    executables = chromium_executables()
+    if executables is None:
         raise SystemExit(
             "needs chromium and chromedriver: apt-get install chromium chromium-driver"
         )
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return open_chromium(executables, tempfile.mkdtemp(prefix="chromium-"))
 
 
-def js(driver, expression: str):
-    return driver.execute_script(f"return {expression}")
-
-
-def wait(driver, condition: str, seconds: float = 600) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, seconds, poll_frequency=0.02).until(
-        lambda d: d.execute_script(f"return {condition}"), condition
-    )
-
-
-def set_value(driver, element_id: str, value) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    element = driver.find_element(By.ID, element_id)
-    if element.tag_name == "select":
-        Select(element).select_by_value(str(value))
-    else:
-        element.clear()
-        element.send_keys(str(value))
+def wait(driver, condition: str) -> None:
+    wait_until(driver, condition, seconds=600, poll=0.02)
 
 
 def load(driver, dataset: str) -> None:

@@ -96,8 +96,9 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
         return describe_cpu()
     if method == "reference-iteration":
         X, _ = load_dataset("mnist", "train", data_dir=data_dir)
-        model = NeuralKMeans(10, network="cnn", init="random", n_init=1, max_iter=3, tol=0)
-        model.set_params(random_state=seed).fit(X)
+        model = NeuralKMeans(
+            10, network="cnn", init="random", n_init=1, max_iter=3, tol=0, random_state=seed
+        ).fit(X)
         samples = SampleBatches(X, (1, 28, 28), torch.float32, torch.device("cpu"))
         samples.keep_float_copy()
         network = inference_network(model.network_, samples.device)
@@ -180,6 +181,21 @@ AVX2_ENVIRONMENT = {
 }
 
 
+def cpu_name_and_flags() -> tuple[str, set[str]]:
+    """The CPU's model name and its feature flags (Linux's /proc/cpuinfo, first core;
+    elsewhere the platform's name and no flags)."""
+    name, flags = None, None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name is None:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith(("flags", "Features")) and flags is None:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return name or platform.processor() or platform.machine(), flags or set()
+
+
 def describe_cpu() -> dict:
     """The CPU, its instruction sets, the one torch uses, and the libraries doing the
     arithmetic (in this process, so under the worker's environment)."""
@@ -188,15 +204,7 @@ def describe_cpu() -> dict:
     import torch
     from threadpoolctl import threadpool_info
 
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith(("flags", "Features")) and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    cpu, flags = cpu_name_and_flags()
     names = [
         ("AVX2", "avx2" in flags),
         ("AVX-512", "avx512f" in flags),
@@ -255,16 +263,8 @@ def versions() -> str:
 
     import neural_kmeans
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}, {os.cpu_count()} cores; "
+        f"{cpu_name_and_flags()[0]}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
         f"neural-kmeans {neural_kmeans.__version__}"

@@ -413,22 +413,22 @@ def test_training_steps_grow_with_the_samples_up_to_a_ceiling() -> None:
     assert training_steps(params, 70000) == 2000
 
 
+def _assert_every_stage_reported(err: str, first: str, last: str) -> None:
+    """A line for every stage of a learned fit (from ``first`` to ``last``), and a bar for
+    each long one, in ``err``."""
+    stages = ("features: ", "k-nearest neighbours: ", "UMAP: ", "Gaussian mixture: ")
+    for stage in (first, *stages, last):
+        assert stage in err, (stage, err)
+    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
+        assert f"{bar}:" in err, (bar, err)
+
+
 def test_verbose_reports_every_stage(digits, capsys) -> None:
     """verbose=1: a line per stage with its time, bars for the long ones."""
     X, _ = digits
     learned(learned_params=TINY, random_state=0, verbose=1).fit(X[:300])
     err = capsys.readouterr().err
-    for stage in (
-        "learned features: 300 images",
-        "features: ",
-        "k-nearest neighbours: ",
-        "UMAP: ",
-        "Gaussian mixture: ",
-        "iteration   1",
-    ):
-        assert stage in err, (stage, err)
-    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
-        assert f"{bar}:" in err, (bar, err)
+    _assert_every_stage_reported(err, "learned features: 300 images", "iteration   1")
 
 
 @pytest.mark.slow
@@ -493,17 +493,9 @@ def test_cli_reports_every_learned_stage_unless_quiet(
     argv = ["run", "--dataset", str(data), "--method", "learned", "--no-kmeans"]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    for stage in (
-        "learned features: 300 images of 1x8x8",
-        "features: ",
-        "k-nearest neighbours: ",
-        "UMAP: ",
-        "Gaussian mixture: ",
-        "[learned K=10 seed=0] done",
-    ):
-        assert stage in err, (stage, err)
-    for bar in ("autoencoder", "UMAP layout", "self-labelled network"):
-        assert f"{bar}:" in err, (bar, err)
+    _assert_every_stage_reported(
+        err, "learned features: 300 images of 1x8x8", "[learned K=10 seed=0] done"
+    )
     assert "warning:" not in err  # umap-learn's "Tensorflow not installed" is not news
     # Regression: the library's own iteration line (in the data's 0-255 units) was
     # printed beside the command line's (in its [0, 1] units): one line, one unit.

@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,42 +21,29 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
-from PIL import Image  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-from serve_support import RunningServer  # noqa: E402
+from chromium import chromium_executables, js, open_chromium, set_value, wait
+from PIL import Image
+from selenium.webdriver.common.by import By
+from serve_support import RunningServer
 
-from neural_kmeans.app.serve.params import Limits  # noqa: E402
+from neural_kmeans.app.serve.params import Limits
 
 TAB10 = ["1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd", "8c564b", "e377c2", "7f7f7f"]
 COLOURS = np.array([[int(c[i : i + 2], 16) for i in (0, 2, 4)] for c in TAB10])
 #: Region colours: the cluster colours lightened as the page draws them (to within 1).
 LIGHT = 255 - 0.3 * (255 - COLOURS)
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--window-size=1400,1050",
-)
 
 
 def _executables() -> tuple[str, str]:
-    browser = os.environ.get("NEURAL_KMEANS_CHROMIUM") or shutil.which("chromium")
-    driver = shutil.which("chromedriver")
-    if browser is None or driver is None:
+    executables = chromium_executables()
+    if executables is None:
         pytest.skip(
             "Chromium or chromedriver is not installed (apt-get install chromium "
             "chromium-driver): the browser tests need them"
         )
-    return browser, driver
+    return executables
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +60,8 @@ def downloads(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, downloads):
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _executables()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    prefs = {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    driver = open_chromium(_executables(), tmp_path_factory.mktemp("chromium-profile"), prefs)
     yield driver
     driver.quit()
 
@@ -96,26 +71,6 @@ def page(browser, server):
     browser.get(server.origin + "/")
     wait(browser, "window.playground.session !== null && window.playground.view")
     return browser
-
-
-def wait(driver, condition: str, seconds: float = 60):
-    """Wait until the JavaScript expression ``condition`` is truthy; returns its value."""
-    return WebDriverWait(driver, seconds, poll_frequency=0.05).until(
-        lambda d: d.execute_script(f"return {condition}"), f"waited for: {condition}"
-    )
-
-
-def js(driver, expression: str):
-    return driver.execute_script(f"return {expression}")
-
-
-def set_value(driver, element_id: str, value) -> None:
-    element = driver.find_element(By.ID, element_id)
-    if element.tag_name == "select":
-        Select(element).select_by_value(str(value))
-    else:
-        element.clear()
-        element.send_keys(str(value))
 
 
 def click(driver, element_id: str) -> None:

@@ -144,6 +144,15 @@ def assign_and_accumulate(
     return totals.assignment(labels)
 
 
+def squared_distances(
+    rows: torch.Tensor, centroids: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """``||x_i - c_{labels_i}||²`` of a batch of rows (b, d), in float64 on their device:
+    the one formula of the inertia, in the assignment's pass and in a pass of its own."""
+    assigned = centroids[labels.to(centroids.device)].to(rows.device)
+    return ((rows.double() - assigned.double()) ** 2).sum(dim=1)
+
+
 def accumulate_labels(
     samples: SampleBatches, labels: torch.Tensor, n_clusters: int, batch_size: int
 ) -> Assignment:
@@ -189,7 +198,7 @@ class _Totals:
             self.weights.index_add_(0, labels, weights.double())
         self.sums += batch_sums.double()
         if self.centroids is not None:
-            distances = ((rows.double() - self.centroids[labels]) ** 2).sum(dim=1)
+            distances = squared_distances(rows, self.centroids, labels)
             self.distance += distances.sum() if weights is None else weights.double() @ distances
 
     def assignment(self, labels: torch.Tensor) -> Assignment:

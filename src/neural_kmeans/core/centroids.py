@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from neural_kmeans.core.assignment import Assignment
+from neural_kmeans.core.assignment import Assignment, squared_distances
 from neural_kmeans.core.samples import SampleBatches
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ def squared_distances_to_assigned(
     out = torch.empty(stop - start, dtype=torch.float64)
     for offset, rows in samples(batch_size, start, stop):
         end = offset + rows.shape[0]
-        assigned = centroids[labels[offset:end].to(centroids.device)]
-        distances = ((rows.double() - assigned.double()) ** 2).sum(dim=1)
+        distances = squared_distances(rows, centroids, labels[offset:end])
         out[offset - start : end - start] = distances.cpu()
     return out
 

@@ -78,8 +78,7 @@ class SampleBatches:
             return True
         if self.sparse or self.memory_mapped or self.device.type != "cpu":
             return False
-        itemsize = torch.empty((), dtype=self.dtype).element_size()
-        nbytes = self.n_samples * self.n_features * itemsize
+        nbytes = self.n_samples * self.n_features * self.dtype.itemsize
         same = self.flat.dtype == _NUMPY_TYPES.get(self.dtype)
         if same and self.scale == 1.0 and self.flat.flags.c_contiguous:
             return False  # the batches are views of the caller's array already
