@@ -57,12 +57,15 @@ def js(driver: Any, expression: str) -> Any:
 
 
 def wait(driver: Any, condition: str, seconds: float = 60, poll: float = 0.05) -> Any:
-    """Wait until the JavaScript expression ``condition`` is truthy; returns its value."""
+    """Wait until the JavaScript expression ``condition`` is truthy; returns its value.
+    A script error counts as "not yet" (the page's scripts may not have run when the
+    first poll comes, so ``window.playground`` may still be undefined)."""
+    from selenium.common.exceptions import JavascriptException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, seconds, poll_frequency=poll).until(
-        lambda d: d.execute_script(f"return {condition}"), f"waited for: {condition}"
-    )
+    return WebDriverWait(
+        driver, seconds, poll_frequency=poll, ignored_exceptions=(JavascriptException,)
+    ).until(lambda d: d.execute_script(f"return {condition}"), f"waited for: {condition}")
 
 
 def set_value(driver: Any, element_id: str, value: object) -> None:
