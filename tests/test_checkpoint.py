@@ -83,6 +83,8 @@ def test_signal_stops_after_the_checkpoint_and_resume_equals_uninterrupted(
     info = checkpoint_info(tmp_path)
     assert (info["iteration"], info["done"]) == (2, False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
+    # The last pass's sums travel with it: the resumed pass re-sums the changed samples.
+    assert {"totals.sums", "totals.counts", "totals.weights"} <= read_checkpoint(tmp_path)[1].keys()
 
     resumed = NeuralKMeans(**params, checkpoint_dir=tmp_path).fit(digits, resume=True)
     assert_same_fit(resumed, reference, digits)

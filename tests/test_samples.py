@@ -138,3 +138,65 @@ def test_fitted_inertia_is_the_inertia_of_the_final_labels_and_centres():
         direct = ((X.astype(np.float64) - centres[model.labels_]) ** 2).sum()
         tolerance = 8 * X.size * np.finfo(np.float32).eps * direct
         assert abs(model.inertia_ - direct) <= tolerance, network
+
+
+def _two_networks(n_features: int, dtype: torch.dtype) -> tuple[torch.nn.Module, ...]:
+    """Two nearest-centroid networks whose clusters differ on part of the samples."""
+    generator = torch.Generator().manual_seed(0)
+    first = torch.rand(6, n_features, generator=generator, dtype=torch.float64)
+    networks = []
+    for centroids in (first, first + 0.05 * torch.rand(first.shape, generator=generator)):
+        network = NearestCentroidNetwork((n_features,), 6).to(dtype)
+        network.set_centroids(centroids.to(dtype))
+        networks.append(network)
+    return tuple(networks)
+
+
+def test_sums_updated_from_the_changed_samples_equal_a_full_pass_bit_for_bit():
+    # 8-bit pixels scaled to [0, 1] are float32 values that float64 sums hold exactly,
+    # in any order: moving only the changed samples gives the very same sums.
+    X = _uint8_images(3000).reshape(3000, -1)
+    samples = SampleBatches(X, (36,), torch.float32, CPU)
+    before, after = _two_networks(36, torch.float32)
+    previous = assign_and_accumulate(before, samples, 6, batch_size=256)
+    full = assign_and_accumulate(after, samples, 6, batch_size=256)
+    updated = assign_and_accumulate(after, samples, 6, batch_size=256, previous=previous)
+    changed = float((full.labels != previous.labels).double().mean())
+    assert 0.01 < changed < 0.9  # the update has something to move, and leaves some
+    assert torch.equal(updated.labels, full.labels)
+    assert torch.equal(updated.counts, full.counts)
+    assert torch.equal(updated.sums, full.sums)
+    assert torch.equal(previous.sums, assign_and_accumulate(before, samples, 6, 256).sums)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sums_updated_from_the_changed_samples_match_a_full_pass_on_any_floats(weighted):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2000, 7)) * np.exp(rng.normal(size=(2000, 1)))
+    weights = rng.uniform(0, 3, size=2000) if weighted else None
+    samples = SampleBatches(X, (7,), torch.float64, CPU, weights)
+    before, after = _two_networks(7, torch.float64)
+    previous = assign_and_accumulate(before, samples, 6, batch_size=300)
+    full = assign_and_accumulate(after, samples, 6, batch_size=300)
+    updated = assign_and_accumulate(after, samples, 6, batch_size=300, previous=previous)
+    assert torch.equal(updated.labels, full.labels)
+    assert torch.equal(updated.counts, full.counts)
+    # Each sum gathers at most 3 x 2000 float64 roundings of terms up to max |w x|.
+    scale = float(np.abs(X * (1 if weights is None else weights[:, None])).max())
+    tolerance = 3 * len(X) * np.finfo(np.float64).eps * scale
+    assert float((updated.sums - full.sums).abs().max()) <= tolerance
+    if weighted:
+        assert (
+            float((updated.weights - full.weights).abs().max())
+            <= 3 * len(X) * np.finfo(np.float64).eps * 3
+        )
+    else:
+        assert torch.equal(updated.weights, full.weights)
+
+
+def test_previous_pass_of_other_samples_is_refused():
+    samples = SampleBatches(_uint8_images(100).reshape(100, -1), (36,), torch.float32, CPU)
+    network, _ = _two_networks(36, torch.float32)
+    previous = assign_and_accumulate(network, samples, 6, 64, stop=50)
+    with pytest.raises(ValueError, match="another number of samples"):
+        assign_and_accumulate(network, samples, 6, 64, previous=previous)

@@ -2,7 +2,13 @@
 
 One pass over the data gives the labels and, at the same time, what step 4 and the
 inertia need: per-cluster sums and counts (the total squared norm of the samples is
-measured once, in :meth:`SampleBatches.squared_norm`).
+measured once, in :meth:`SampleBatches.squared_norm`). Given the previous pass's
+totals, the sums are updated with only the samples whose cluster changed (each moves
+from its old cluster's sum to its new one's), so that after the first iterations the
+pass costs little more than the network's forward pass. The sums are accumulated in
+float64 from the rows' own values, so both ways give the same sums wherever float64
+holds them exactly (e.g. 8-bit pixels scaled to [0, 1], up to millions of samples), and
+sums within float64's rounding elsewhere.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class Assignment:
         weights (the sizes, as floats, when the samples are not weighted)
     inertia : float or None — the (weighted) sum of squared distances of the samples to
         the centroids of their clusters, when the pass was given centroids
+
+    The next pass takes it as ``previous`` (its labels, sums, counts and weights).
     """
 
     labels: torch.Tensor
@@ -126,22 +134,27 @@ def assign_and_accumulate(
     start: int = 0,
     stop: int | None = None,
     centroids: torch.Tensor | None = None,
+    previous: Assignment | None = None,
 ) -> Assignment:
     """Label the samples ``start:stop`` with the network and accumulate cluster sums.
 
     Per batch, the rows are added to their cluster's sum (``index_add_``) in the same
-    pass as the labels. With ``centroids`` (K, d), the pass also measures the
-    (weighted) squared distance of each sample to its cluster's centroid: the inertia
-    against those centroids, without a second pass.
+    pass as the labels; with ``previous``, the last pass over the same samples, only
+    the rows whose label changed are read again after the pass, and move from their old
+    cluster's sum to the new one's. With ``centroids`` (K, d), the pass also measures
+    the (weighted) squared distance of each sample to its cluster's centroid: the
+    inertia against those centroids, without a second pass.
     """
     stop = samples.n_samples if stop is None else stop
     labels = torch.empty(stop - start, dtype=torch.int64)
-    totals = _Totals(samples, n_clusters, start, stop, centroids)
+    if previous is not None and previous.labels.shape[0] != stop - start:
+        raise ValueError("previous holds another number of samples than start:stop")
+    totals = _Totals(samples, n_clusters, start, stop, centroids, previous)
     for offset, rows, logits in network_outputs(network, samples, batch_size, start, stop):
         batch_labels = logits.argmax(dim=1)
         totals.add(offset, rows, batch_labels)
         labels[offset - start : offset - start + rows.shape[0]] = batch_labels.cpu()
-    return totals.assignment(labels)
+    return totals.assignment(labels, batch_size)
 
 
 def squared_distances(
@@ -161,13 +174,15 @@ def accumulate_labels(
     totals = _Totals(samples, n_clusters, 0, samples.n_samples)
     for offset, rows in samples(batch_size):
         totals.add(offset, rows, labels[offset : offset + rows.shape[0]].to(samples.device))
-    return totals.assignment(labels)
+    return totals.assignment(labels, batch_size)
 
 
 class _Totals:
-    """Running per-cluster sums of one pass (each batch's rows, times their weights,
-    added to their cluster's row), summed over the batches in float64; and, with
-    ``centroids``, the (weighted) squared distances of the rows to their centroids."""
+    """Running per-cluster sums of one pass, in float64: each batch's rows, times their
+    weights, added to their cluster's row; or, from the ``previous`` pass's totals, only
+    the rows whose cluster changed, moved from the old cluster's row to the new one's
+    once the pass has given every label. With ``centroids``, also the (weighted)
+    squared distances of the rows to their centroids."""
 
     def __init__(
         self,
@@ -176,33 +191,68 @@ class _Totals:
         start: int,
         stop: int,
         centroids: torch.Tensor | None = None,
+        previous: Assignment | None = None,
     ) -> None:
         device, self.samples, self.n_clusters = samples.device, samples, n_clusters
-        self.start, self.stop = start, stop
-        self.sums = torch.zeros(n_clusters, samples.n_features, dtype=torch.float64, device=device)
-        self.counts = torch.zeros(n_clusters, dtype=torch.int64, device=device)
-        self.weights = torch.zeros(n_clusters, dtype=torch.float64, device=device)
+        self.start, self.stop, self.previous = start, stop, previous
+        if previous is None:
+            shape = (n_clusters, samples.n_features)
+            self.sums = torch.zeros(shape, dtype=torch.float64, device=device)
+            self.weights = torch.zeros(n_clusters, dtype=torch.float64, device=device)
+        else:
+            self.sums = previous.sums.to(device, torch.float64, copy=True)
+            self.weights = previous.weights.to(device, torch.float64, copy=True)
         self.centroids = None if centroids is None else centroids.to(device, torch.float64)
         self.distance = torch.zeros((), dtype=torch.float64, device=device)
 
     def add(self, offset: int, rows: torch.Tensor, labels: torch.Tensor) -> None:
-        self.counts += torch.bincount(labels, minlength=self.n_clusters)
-        weights = self.samples.weight_batch(offset, offset + rows.shape[0], rows.dtype)
-        batch_sums = torch.zeros(
-            self.n_clusters, rows.shape[1], dtype=rows.dtype, device=rows.device
-        )
-        if weights is None:
-            batch_sums.index_add_(0, labels, rows)
-        else:
-            batch_sums.index_add_(0, labels, rows * weights.unsqueeze(1))
-            self.weights.index_add_(0, labels, weights.double())
-        self.sums += batch_sums.double()
+        """One batch of the pass: ``rows`` (b, d) from ``offset``, and their labels."""
+        weights = self.samples.weight_batch(offset, offset + rows.shape[0], torch.float64)
+        if self.previous is None:
+            self._move(rows, weights, labels)
         if self.centroids is not None:
             distances = squared_distances(rows, self.centroids, labels)
-            self.distance += distances.sum() if weights is None else weights.double() @ distances
+            self.distance += distances.sum() if weights is None else weights @ distances
 
-    def assignment(self, labels: torch.Tensor) -> Assignment:
-        weights = self.counts.double() if self.samples.weights is None else self.weights
+    def _move(
+        self,
+        rows: torch.Tensor,
+        weights: torch.Tensor | None,
+        labels: torch.Tensor,
+        old: torch.Tensor | None = None,
+    ) -> None:
+        """Add the rows (times their weights) to their clusters' sums and, with ``old``,
+        take them from their old clusters'."""
+        rows = rows.double() if weights is None else rows.double() * weights.unsqueeze(1)
+        self.sums.index_add_(0, labels, rows)
+        if weights is not None:  # unweighted, the weights are the counts
+            self.weights.index_add_(0, labels, weights)
+        if old is not None:
+            self.sums.index_add_(0, old, rows, alpha=-1)
+            if weights is not None:
+                self.weights.index_add_(0, old, weights, alpha=-1)
+
+    def _move_changed(self, labels: torch.Tensor, batch_size: int) -> None:
+        """Move the samples whose label differs from the previous pass's, reading their
+        rows again (``batch_size`` at a time)."""
+        assert self.previous is not None
+        device = self.samples.device
+        changed = torch.nonzero(labels != self.previous.labels).flatten()
+        for part in changed.split(batch_size):
+            indices = part + self.start
+            rows = self.samples.rows(indices)
+            weights = None
+            if self.samples.weights is not None:
+                weights = torch.as_tensor(self.samples.weights[indices.numpy()], device=device)
+            old = self.previous.labels[part].to(device)
+            self._move(rows, weights, labels[part].to(device), old)
+
+    def assignment(self, labels: torch.Tensor, batch_size: int) -> Assignment:
+        """The pass's result, once ``labels`` (on the CPU) holds every label."""
+        if self.previous is not None:
+            self._move_changed(labels, batch_size)
+        counts = torch.bincount(labels, minlength=self.n_clusters).to(self.sums.device)
+        weights = counts.double() if self.samples.weights is None else self.weights
         squared_norm = float(self.samples.squared_norm(self.start, self.stop))
         inertia = None if self.centroids is None else float(self.distance)
-        return Assignment(labels, self.sums, self.counts, squared_norm, weights, inertia)
+        return Assignment(labels, self.sums, counts, squared_norm, weights, inertia)

@@ -105,9 +105,10 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
     """
     size = dist.get_world_size()
     device = _communication_device(local.sums.device)
-    sums = local.sums.to(device)
-    counts = local.counts.to(device)
-    weights = local.weights.to(device)
+    # Copies: the all-reduce works in place, and ``local`` is the next pass's ``previous``.
+    sums = local.sums.to(device, copy=True)
+    counts = local.counts.to(device, copy=True)
+    weights = local.weights.to(device, copy=True)
     norm = torch.tensor(
         [local.squared_norm, local.inertia or 0.0], dtype=torch.float64, device=device
     )

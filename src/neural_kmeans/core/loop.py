@@ -73,15 +73,21 @@ def assign(
     n_clusters: int,
     batch_size: int,
     centroids: torch.Tensor | None = None,
-) -> Assignment:
+    previous: Assignment | None = None,
+) -> tuple[Assignment, Assignment]:
     """Step 3 over all the samples; in a process group, over this rank's shard. With
-    ``centroids``, the same pass measures the inertia against them."""
+    ``centroids``, the same pass measures the inertia against them; with ``previous``,
+    the last pass's totals over the same samples, only the samples whose cluster
+    changed are re-summed. Returns the whole data's assignment and this process's own
+    (the next pass's ``previous``; the same object when alone)."""
     rank, size = distributed.rank_and_size()
-    if size == 1:
-        return assign_and_accumulate(network, samples, n_clusters, batch_size, centroids=centroids)
     start, stop = distributed.shard_bounds(samples.n_samples, rank, size)
-    local = assign_and_accumulate(network, samples, n_clusters, batch_size, start, stop, centroids)
-    return distributed.combine_assignments(local, samples.n_samples)
+    local = assign_and_accumulate(
+        network, samples, n_clusters, batch_size, start, stop, centroids, previous
+    )
+    if size == 1:
+        return local, local
+    return distributed.combine_assignments(local, samples.n_samples), local
 
 
 def run_loop(
@@ -118,7 +124,9 @@ def run_loop(
         # (the same pass measures the final inertia).
         parts.train(state, samples)
         n_clusters = state.centroids.shape[0]
-        final = assign(state.network, samples, n_clusters, settings.batch_size, state.means)
+        final, state.totals = assign(
+            state.network, samples, n_clusters, settings.batch_size, state.means, state.totals
+        )
         state.labels, state.inertia = final.labels, final.inertia
     else:
         state.inertia = _final_inertia(state, samples, settings.batch_size)
@@ -141,7 +149,9 @@ def _iteration(
     check_training_loss(iteration, trained["loss"], state.network, settings.learning_rate)
     check_network_outputs(iteration, state.network, [probe])
     n_clusters = state.centroids.shape[0]
-    assignment = assign(state.network, samples, n_clusters, settings.batch_size)  # step 3
+    assignment, totals = assign(  # step 3
+        state.network, samples, n_clusters, settings.batch_size, previous=state.totals
+    )
     labels, previous = assignment.labels, state.labels
     changed = 1.0 if previous is None else float((labels != previous).double().mean())
     sizes = assignment.counts.cpu().tolist()  # before step 4 relocates empty clusters
@@ -164,7 +174,7 @@ def _iteration(
     if settings.record_centroids:
         record["centroids"] = (means / state.scale).cpu().numpy()
     state.centroids, state.means, state.labels = centroids, means, labels
-    state.iteration = iteration
+    state.totals, state.iteration = totals, iteration
     state.history.append(record)
     state.converged = strict or shift <= settings.tol
     return record, strict

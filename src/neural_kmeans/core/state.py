@@ -61,6 +61,10 @@ class LoopState:
     inertia : float or None
         Set when the loop ends: the (weighted) sum of squared distances of the samples
         to their clusters' centroids ``means``, scaled units.
+    totals : Assignment or None
+        The last pass of step 3 over this process's samples (its shard under
+        ``torchrun``): the next pass updates its sums with only the samples whose
+        cluster changed.
     """
 
     network: nn.Module
@@ -77,6 +81,7 @@ class LoopState:
     info: dict[str, Any] = field(default_factory=dict)
     restart: int = 0
     inertia: float | None = None
+    totals: Assignment | None = None
 
     @property
     def record(self) -> dict | None:

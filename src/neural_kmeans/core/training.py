@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,29 @@ from neural_kmeans.core.validation import OPTIMIZER_NAMES
 
 if TYPE_CHECKING:
     from neural_kmeans.core.state import LoopState
+
+
+#: Step 2 runs on one thread when the K centroids hold at most this many values: each
+#: operation's work is then smaller than waking another thread (10 Adam steps of the
+#: linear network on 10 MNIST centroids: 1.3 ms on one thread, 5.3 ms on two whose idle
+#: threads sleep), and the trained weights do not depend on the number of threads.
+ONE_THREAD_VALUES = 1 << 16
+
+
+@contextlib.contextmanager
+def one_thread(enabled: bool = True) -> Iterator[None]:
+    """PyTorch on one thread within the block (when ``enabled``), as many as before after
+    it. (A thread that starts its first parallel work within the block keeps one
+    thread: torch gives new threads the process's count at that moment.)"""
+    before = torch.get_num_threads()
+    if not enabled or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_optimizer(network: nn.Module, name: str, learning_rate: float) -> torch.optim.Optimizer:
@@ -46,6 +71,7 @@ def train_on_centroids(
     float
         The mean cross-entropy over the K centroids at the last step (before its
         update). The nearest-centroid network is set from the centroids instead.
+        Runs on one thread when the centroids are small (:data:`ONE_THREAD_VALUES`).
     """
     targets = torch.arange(centroids.shape[0], device=centroids.device)
     if isinstance(network, NearestCentroidNetwork):
@@ -55,11 +81,13 @@ def train_on_centroids(
             return float(nn.functional.cross_entropy(network(centroids), targets))
     network.train()
     loss = torch.zeros(())
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(network(centroids), targets)
-        loss.backward()
-        optimizer.step()
+    small = centroids.device.type == "cpu" and centroids.numel() <= ONE_THREAD_VALUES
+    with one_thread(small):
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(network(centroids), targets)
+            loss.backward()
+            optimizer.step()
     return float(loss.detach())
 
 

@@ -61,15 +61,12 @@ from neural_kmeans.core.validation import (
 from neural_kmeans.estimator import persistence
 from neural_kmeans.io.checkpoint import FitCheckpoints, checkpoint_params, interrupt_handlers
 
-CNN_CPU_BATCH_SIZE = 256
-LEARNED_BATCH_SIZE = 1024
-DEFAULT_BATCH_SIZE = 4096
+#: Inference batches, in samples: the CNN's on a CPU, the learned mode's, the others'.
+CNN_CPU_BATCH_SIZE, LEARNED_BATCH_SIZE, DEFAULT_BATCH_SIZE = 256, 1024, 4096
 #: Default iterations: scikit-learn's for the exact K-means network, the notebook's for
-#: the trained networks.
-KMEANS_MAX_ITER = 300
-TRAINED_MAX_ITER = 20
-CNN_LEARNING_RATE = 1e-3
-DEFAULT_LEARNING_RATE = 1e-2
+#: the trained networks; and the default learning rates.
+KMEANS_MAX_ITER, TRAINED_MAX_ITER = 300, 20
+CNN_LEARNING_RATE, DEFAULT_LEARNING_RATE = 1e-3, 1e-2
 #: The fitted attributes a model file keeps (``network_`` is saved as its weights).
 FITTED_ATTRIBUTES = (
     *("cluster_centers_", "labels_", "inertia_", "restart_inertias_", "n_iter_", "history_"),

@@ -4,11 +4,12 @@ With ``NeuralKMeans(checkpoint_dir=DIR)``, step 1 and then every iteration end b
 writing the loop's whole state (:class:`~neural_kmeans.core.loop.LoopState`) to
 ``DIR/checkpoint.safetensors``: the centroids, the labels, the network's weights, the
 optimiser's state, the parts' extras (the learned embedding and neighbour graph), the
-torch random state, the iteration and the history, with a fingerprint of
-the data and the parameters. The file is the container of :mod:`neural_kmeans.io.container`
-(safetensors + a JSON header + a SHA-256 digest; no pickle) and is written atomically:
-a temporary file, flushed to disk, renamed over the previous checkpoint. A crash at
-any moment leaves the previous iteration's checkpoint or the new one, whole.
+last pass's per-cluster sums (single process), the torch random state, the iteration
+and the history, with a fingerprint of the data and the parameters. The file is the
+container of :mod:`neural_kmeans.io.container` (safetensors + a JSON header + a
+SHA-256 digest; no pickle) and is written atomically: a temporary file, flushed to
+disk, renamed over the previous checkpoint. A crash at any moment leaves the previous
+iteration's checkpoint or the new one, whole.
 
 ``fit(X, resume=True)`` restores that state and continues; the final labels are
 those of an uninterrupted run with the same seed, because every random state and the
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from neural_kmeans.core import distributed
+from neural_kmeans.core.assignment import Assignment
 from neural_kmeans.core.state import LoopState
 from neural_kmeans.io.container import (
     history_from_json,
@@ -59,6 +61,7 @@ RESUME_FREE_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "max_iter")
 FINGERPRINT_ROWS = 257
 #: The state's tensors, by their name in the file.
 _STATE_TENSORS = ("centroids", "means", "initial_means", "labels")
+_TOTALS_TENSORS = ("sums", "counts", "weights")
 
 
 class CheckpointError(ValueError):
@@ -227,6 +230,9 @@ class FitCheckpoints:
                 tensors[name] = value
         for name, value in state.extras.items():
             tensors[f"extras.{name}"] = value
+        if state.totals is not None and distributed.rank_and_size()[1] == 1:
+            for name in _TOTALS_TENSORS:  # the next pass re-sums the changed samples only
+                tensors[f"totals.{name}"] = getattr(state.totals, name)
         tensors["rng.torch"] = torch.get_rng_state()
         if state.centroids.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(state.centroids.device)
@@ -307,6 +313,10 @@ class FitCheckpoints:
             info=header["info"],
             **floats,
         )
+        kept = all(f"totals.{name}" in tensors for name in _TOTALS_TENSORS)
+        if kept and state.labels is not None and distributed.rank_and_size()[1] == 1:
+            totals = {name: tensors[f"totals.{name}"].to(device) for name in _TOTALS_TENSORS}
+            state.totals = Assignment(labels=state.labels, squared_norm=0.0, **totals)
         return state, bool(header["done"])
 
     @contextlib.contextmanager
