@@ -128,7 +128,8 @@ class Train(Protocol):
 
 class Update(Protocol):
     """Step 4: the new centroids in the loop's space, their means in the samples' space,
-    the inertia around those means (scaled units) and the repaired empty clusters."""
+    the inertia around those means (scaled units) and the repaired empty clusters. It
+    leaves ``assignment`` as it is: the next pass starts from its sums."""
 
     def __call__(
         self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
