@@ -248,7 +248,7 @@ def test_standardization_folded_into_the_first_layer_gives_the_same_outputs(netw
     assert folded is not None and not any(
         type(m).__name__ == "Standardize" for m in folded.modules()
     )
-    batch = torch.from_numpy(X.reshape(len(X), -1))
+    batch = torch.from_numpy(X.reshape(len(X), -1)).to(model.device_)
     with torch.no_grad():
         torch.testing.assert_close(folded(batch), model.network_(batch), rtol=1e-4, atol=1e-4)
     assert fold_standardization(NeuralKMeans(10, network="cnn", max_iter=1).fit(X).network_) is None

@@ -234,8 +234,12 @@ class FitCheckpoints:
             for name in _TOTALS_TENSORS:  # the next pass re-sums the changed samples only
                 tensors[f"totals.{name}"] = getattr(state.totals, name)
         tensors["rng.torch"] = torch.get_rng_state()
-        if state.centroids.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(state.centroids.device)
+        # The network's device, not the centroids': the learned mode keeps its centroids
+        # on the CPU while its network draws dropout on the GPU.
+        devices = [p.device for p in state.network.parameters()] + [state.centroids.device]
+        cuda = next((device for device in devices if device.type == "cuda"), None)
+        if cuda is not None:
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(cuda)
         for key, value in state.network.state_dict().items():
             tensors[f"network.{key}"] = value
         optimizer_json: dict[str, dict[str, Any]] = {}
