@@ -239,6 +239,7 @@ def test_npy_is_memory_mapped(tmp_path: Path) -> None:
     [
         ((5, 7, 6), (7, 6), (5, 7, 6)),
         ((5, 3, 7, 6), (3, 7, 6), (5, 3, 7, 6)),
+        ((5, 7, 6, 3), (3, 7, 6), (5, 3, 7, 6)),  # channels last, read as channels first
         ((9,), None, (9, 1)),
     ],
 )

@@ -387,6 +387,14 @@ def test_gradient_histograms() -> None:
     # a blank image has no gradient: zeros, not NaN; colour channels add up
     assert torch.count_nonzero(gradient_histograms(torch.zeros(2, 1, 8, 8))) == 0
     assert gradient_histograms(torch.rand(2, 3, 9, 11)).shape[0] == 2
+    # images under 16 pixels a side: their gradients taken on them enlarged (bilinear,
+    # 8x8 by 2: 2-pixel cells, 8 a side), the very same computation as enlarged by hand
+    small = torch.rand(3, 1, 8, 8)
+    enlarged = torch.nn.functional.interpolate(
+        small, scale_factor=2.0, mode="bilinear", align_corners=False
+    )
+    assert torch.equal(gradient_histograms(small), gradient_histograms(enlarged))
+    assert gradient_histograms(small).shape == (3, 9 * 8 * 8)
 
 
 @pytest.mark.parametrize("balanced", [False, True])

@@ -81,16 +81,18 @@ def to_numpy_samples(
     Parameters
     ----------
     X : array-like, scipy sparse matrix or array, or torch.Tensor
-        Rows (n, d) or images (n, h, w) / (n, c, h, w). uint8 is kept as uint8 (scaled
-        to [0, 1] later, per batch). Sparse rows (CSR, CSC, COO, ...) become CSR.
+        Rows (n, d) or images (n, h, w) / (n, c, h, w) / (n, h, w, c) (see
+        :func:`is_channels_last`: such images are copied once to channels first). uint8
+        is kept as uint8 (scaled to [0, 1] later, per batch). Sparse rows (CSR, CSC,
+        COO, ...) become CSR.
     estimator_name : str, default="NeuralKMeans"
         Named in the error messages.
     accept_sparse : bool, default=True
 
     Returns
     -------
-    numpy.ndarray of the same shape, dtype uint8, float32 or float64; or a
-    ``scipy.sparse.csr_array`` of float32 or float64 for sparse input.
+    numpy.ndarray of the same shape (channels first), dtype uint8, float32 or float64;
+    or a ``scipy.sparse.csr_array`` of float32 or float64 for sparse input.
 
     Raises
     ------
@@ -143,7 +145,8 @@ def to_numpy_samples(
         ) from None
     if X.ndim not in (2, 3, 4):
         raise ValueError(
-            f"{estimator_name} takes rows (n, d) or images (n, h, w) / (n, c, h, w); "
+            f"{estimator_name} takes rows (n, d) or images (n, h, w) / (n, c, h, w) / "
+            "(n, h, w, c); "
             f"got an array with {X.ndim} dimensions of shape {X.shape}: reshape it, "
             "for example X.reshape(len(X), -1) for flat rows"
         )
@@ -153,11 +156,29 @@ def to_numpy_samples(
             "needs at least one feature"
         )
     check_finite(X)
+    if X.ndim == 4 and is_channels_last(X.shape[1:]):
+        X = np.ascontiguousarray(np.moveaxis(X, -1, 1))
     if X.dtype == np.uint8 or X.dtype in (np.float32, np.float64):
         return X
     if X.dtype.kind == "f":
         return X.astype(np.float32)
     return X.astype(np.float64)
+
+
+#: The channel counts images have: grey, grey and alpha, RGB, RGBA.
+IMAGE_CHANNELS = (1, 2, 3, 4)
+
+
+def is_channels_last(sample_shape: tuple[int, ...]) -> bool:
+    """Whether images of ``sample_shape`` (three numbers) hold their channels last,
+    (h, w, c), as image files and most numpy code give them: the last number is a
+    channel count (1 to 4) and the first is not. Otherwise they are (c, h, w), PyTorch's
+    layout, which is also what the networks take."""
+    return (
+        len(sample_shape) == 3
+        and sample_shape[-1] in IMAGE_CHANNELS
+        and sample_shape[0] not in IMAGE_CHANNELS
+    )
 
 
 def _sparse_samples(X: Any, estimator_name: str, accept: bool) -> scipy.sparse.csr_array:

@@ -255,8 +255,10 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
 
         Parameters
         ----------
-        X : array-like, sparse matrix or torch.Tensor of shape (n, d), (n, h, w) or (n, c, h, w)
-            Samples; uint8 is scaled to [0, 1] (per batch: the data is never copied).
+        X : array-like, sparse matrix or torch.Tensor of shape (n, d), (n, h, w), (n, c, h, w)
+            or (n, h, w, c) (read as such when the last size is 1-4 and the first is not:
+            copied once to channels first, as ``cluster_centers_`` and ``image_shape_``
+            are). uint8 is scaled to [0, 1] per batch.
             Sparse rows (scipy CSR, CSC, ...) work with the row networks (``linear``,
             ``mlp``, ``nearest-centroid``) and are never made dense whole.
         y : ignored

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_kmeans.core.validation import is_channels_last
 from neural_kmeans.io.download import (
     IDX_FILES,
     DatasetNotFoundError,
@@ -91,7 +92,8 @@ class Dataset:
     Attributes
     ----------
     data : ndarray of shape (n, h, w), (n, c, h, w) or (n, d)
-        The samples: images (greyscale, or channels first) or feature rows. MNIST-like
+        The samples: images (greyscale, or channels first: files of (n, h, w, c) images
+        with 1-4 channels are turned so, a copy) or feature rows. MNIST-like
         and image-folder data are uint8; ``.npy`` data may be a read-only memory map.
     target : ndarray of shape (n,) and dtype int64, or None
         Class labels, or None when the source has none.
@@ -229,7 +231,14 @@ def load_dataset(
                 key, split, data_dir, download=download, progressbar=progressbar
             )
         return _load_toy(key, n_samples, random_state, noise, centers)
-    path = _as_path(name)
+    return _load_file(_as_path(name), str(name), mmap_mode, label_column)
+
+
+def _load_file(
+    path: Path, name: str, mmap_mode: str | None, label_column: str | int | None
+) -> Dataset:
+    """A data set from a folder of images or a .npy, .npz or .csv file; images whose
+    channels come last are turned channels first (a copy)."""
     if path.is_dir():
         data, target = read_image_folder(path)
     else:
@@ -240,8 +249,10 @@ def load_dataset(
             data, target = read_npz(path)
         else:
             data, target = read_csv(path, label_column)
+    if data.ndim == 4 and is_channels_last(data.shape[1:]):
+        data = np.ascontiguousarray(np.moveaxis(data, -1, 1))
     image_shape = tuple(int(s) for s in data.shape[1:]) if data.ndim > 2 else None
-    return Dataset(data, target, image_shape, str(name), "all")
+    return Dataset(data, target, image_shape, name, "all")
 
 
 def _as_path(name: str | os.PathLike[str]) -> Path:

@@ -156,7 +156,7 @@ def _check_declared(shape: tuple[int, ...], dtype: np.dtype, source: str) -> Non
     if len(shape) not in (1, 2, 3, 4):
         raise ValueError(
             f"{source} holds an array of shape {shape}; expected (n, d) rows, "
-            "(n, h, w) greyscale images or (n, c, h, w) channels-first images"
+            "(n, h, w) greyscale images or (n, c, h, w) / (n, h, w, c) colour images"
         )
     if shape[0] == 0:
         raise ValueError(f"{source} holds no samples (shape {shape})")

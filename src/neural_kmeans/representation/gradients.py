@@ -22,6 +22,12 @@ from torch import nn
 
 #: Orientation bins over 180 degrees (a gradient and its opposite share a bin).
 ORIENTATION_BINS = 9
+
+#: Smaller images are enlarged (bilinear, by the smallest whole factor that reaches
+#: this side) before their gradients are taken: on an 8x8 grid, differences of
+#: neighbouring pixels give coarse orientations (scikit-learn's 8x8 digits: ACC 0.88
+#: without, 0.96 with, docs/learned.md).
+MIN_SIDE = 16
 #: Cells per side of an image, about (the cell's side is the image's over this).
 CELLS_PER_SIDE = 7
 
@@ -41,7 +47,8 @@ def gradient_histograms(images: torch.Tensor, bins: int = ORIENTATION_BINS) -> t
     Central differences give each pixel's gradient (the border pixels repeated); its
     magnitude is shared between the two nearest of ``bins`` unsigned orientations
     (linear interpolation), the channels' histograms are added, and each cell
-    (:func:`cell_geometry`) averages its pixels'.
+    (:func:`cell_geometry`) averages its pixels'. Images smaller than
+    :data:`MIN_SIDE` pixels a side are enlarged first.
     The histograms of an image are scaled to sum to 1 and square-rooted (the Hellinger
     kernel, which keeps one strong edge from outweighing the rest), so each row has unit
     length and Euclidean distances between rows compare the images' edges alone.
@@ -56,6 +63,9 @@ def gradient_histograms(images: torch.Tensor, bins: int = ORIENTATION_BINS) -> t
     torch.Tensor of shape (b, bins * cells), float32, each row of unit length or zero
     """
     x = images.float()
+    factor = math.ceil(MIN_SIDE / min(x.shape[-2:]))
+    if factor > 1:
+        x = nn.functional.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
     channels = x.shape[1]
     dx = torch.tensor([-1.0, 0.0, 1.0], device=x.device).reshape(1, 1, 1, 3)
     # the border pixels repeated outward: no edge where an image meets its frame
