@@ -156,8 +156,7 @@ def to_numpy_samples(
             "needs at least one feature"
         )
     check_finite(X)
-    if X.ndim == 4 and is_channels_last(X.shape[1:]):
-        X = np.ascontiguousarray(np.moveaxis(X, -1, 1))
+    X = channels_first(X)
     if X.dtype == np.uint8 or X.dtype in (np.float32, np.float64):
         return X
     if X.dtype.kind == "f":
@@ -179,6 +178,14 @@ def is_channels_last(sample_shape: tuple[int, ...]) -> bool:
         and sample_shape[-1] in IMAGE_CHANNELS
         and sample_shape[0] not in IMAGE_CHANNELS
     )
+
+
+def channels_first(data: np.ndarray) -> np.ndarray:
+    """``data`` with its (n, h, w, c) images (:func:`is_channels_last`) turned (n, c, h,
+    w), a copy; any other data as it is."""
+    if data.ndim == 4 and is_channels_last(data.shape[1:]):
+        return np.ascontiguousarray(np.moveaxis(data, -1, 1))
+    return data
 
 
 def _sparse_samples(X: Any, estimator_name: str, accept: bool) -> scipy.sparse.csr_array:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neural_kmeans.core.validation import is_channels_last
+from neural_kmeans.core.validation import channels_first
 from neural_kmeans.io.download import (
     IDX_FILES,
     DatasetNotFoundError,
@@ -249,8 +249,7 @@ def _load_file(
             data, target = read_npz(path)
         else:
             data, target = read_csv(path, label_column)
-    if data.ndim == 4 and is_channels_last(data.shape[1:]):
-        data = np.ascontiguousarray(np.moveaxis(data, -1, 1))
+    data = channels_first(data)
     image_shape = tuple(int(s) for s in data.shape[1:]) if data.ndim > 2 else None
     return Dataset(data, target, image_shape, name, "all")
 
