@@ -26,9 +26,10 @@ from neural_kmeans.core.samples import SampleBatches
 from neural_kmeans.core.validation import InvalidParameterError
 from neural_kmeans.io.checkpoint import FitInterrupted, checkpoint_info
 from neural_kmeans.io.datasets import load_dataset
+from neural_kmeans.representation import neighbours as neighbour_graphs
 from neural_kmeans.representation.augmentation import random_affine
 from neural_kmeans.representation.gradients import cell_geometry, gradient_histograms
-from neural_kmeans.representation.neighbours import exact_knn
+from neural_kmeans.representation.neighbours import approximate_knn, exact_knn
 from neural_kmeans.representation.self_labelling import (
     LearnedParams,
     MemberDraws,
@@ -270,6 +271,38 @@ def test_exact_knn_matches_scikit_learn() -> None:
     np.testing.assert_array_equal(indices, expected_i)
     np.testing.assert_allclose(distances, expected_d, atol=1e-4)
     np.testing.assert_array_equal(indices[:, 0], np.arange(500))
+
+
+def test_approximate_knn_against_the_exact_graph(monkeypatch) -> None:
+    """NN-descent: nearly every exact neighbour, each point first at distance 0 (also
+    the duplicates'), the same graph again for the same seed; knn_graph takes it above
+    EXACT_MAX_POINTS."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 12)) * 4
+    points = (centres[rng.integers(0, 10, 3000)] + rng.normal(size=(3000, 12))).astype(np.float32)
+    points[1] = points[0]  # a duplicate: its twin is as near as itself
+    exact_i, exact_d = exact_knn(torch.from_numpy(points), 15)
+    indices, distances = approximate_knn(torch.from_numpy(points), 15, seed=0)
+    assert indices.shape == (3000, 15) and indices.dtype == np.int64
+    assert distances.dtype == np.float32
+    np.testing.assert_array_equal(indices[:, 0], np.arange(3000))
+    assert np.all(distances[:, 0] == 0) and np.all(np.diff(distances, axis=1) >= 0)
+    found = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(indices, exact_i, strict=True)])
+    assert found > 0.95, found
+    # the k-th distance: the same where the same neighbours were found (float32 sums
+    # of 12 squared terms, both ways)
+    same = np.all(np.sort(indices, axis=1) == np.sort(exact_i, axis=1), axis=1)
+    np.testing.assert_allclose(distances[same, -1], exact_d[same, -1], rtol=1e-5)
+    again, _ = approximate_knn(torch.from_numpy(points), 15, seed=0)
+    np.testing.assert_array_equal(again, indices)
+    monkeypatch.setattr(neighbour_graphs, "EXACT_MAX_POINTS", 2999)
+    np.testing.assert_array_equal(
+        neighbour_graphs.knn_graph(torch.from_numpy(points), 15)[0], indices
+    )
+    monkeypatch.setattr(neighbour_graphs, "EXACT_MAX_POINTS", 3000)
+    np.testing.assert_array_equal(
+        neighbour_graphs.knn_graph(torch.from_numpy(points), 15)[0], exact_i
+    )
 
 
 def test_confident_members() -> None:

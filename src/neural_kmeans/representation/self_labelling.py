@@ -5,9 +5,9 @@ this mode passes its own three parts:
 
 1. :class:`LearnedStart`, the first clusters: images' histograms of gradient
    orientations (:mod:`~neural_kmeans.representation.gradients`) or rows'
-   autoencoder codes (:mod:`~neural_kmeans.representation.autoencoder`), their exact
-   k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`), UMAP's
-   layout of it
+   autoencoder codes (:mod:`~neural_kmeans.representation.autoencoder`), their
+   k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`: exact
+   up to 50,000 samples), UMAP's layout of it
    (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
    layout: its clusters are the first labels, their means the first centroids;
 2. :class:`ConfidentTeacher`, the training: the network learns each cluster's most
@@ -51,7 +51,7 @@ from neural_kmeans.representation.autoencoder import (
 )
 from neural_kmeans.representation.gradients import histogram_features
 from neural_kmeans.representation.layout import umap_embedding
-from neural_kmeans.representation.neighbours import exact_knn
+from neural_kmeans.representation.neighbours import knn_graph
 
 if TYPE_CHECKING:
     from neural_kmeans.core.state import LoopState
@@ -196,7 +196,9 @@ class LearnedStart:
         timings["features"] = _lap(stage, "features", self.verbose)
         stage = time.perf_counter()
         n_neighbors = min(params.n_neighbors, samples.n_samples - 1)
-        knn_indices, knn_distances = exact_knn(codes, n_neighbors, verbose=self.verbose)
+        knn_indices, knn_distances = knn_graph(
+            codes, n_neighbors, seed=self.seed, verbose=self.verbose
+        )
         timings["knn"] = _lap(stage, "k-nearest neighbours", self.verbose)
         stage = time.perf_counter()
         embedding = umap_embedding(
