@@ -273,7 +273,7 @@ def test_exact_knn_matches_scikit_learn() -> None:
     np.testing.assert_array_equal(indices[:, 0], np.arange(500))
 
 
-def test_approximate_knn_against_the_exact_graph(monkeypatch) -> None:
+def test_approximate_knn_against_the_exact_graph(monkeypatch, capsys) -> None:
     """NN-descent: nearly every exact neighbour, each point first at distance 0 (also
     the duplicates'), the same graph again for the same seed; knn_graph takes it above
     EXACT_MAX_POINTS."""
@@ -297,8 +297,9 @@ def test_approximate_knn_against_the_exact_graph(monkeypatch) -> None:
     np.testing.assert_array_equal(again, indices)
     monkeypatch.setattr(neighbour_graphs, "EXACT_MAX_POINTS", 2999)
     np.testing.assert_array_equal(
-        neighbour_graphs.knn_graph(torch.from_numpy(points), 15)[0], indices
+        neighbour_graphs.knn_graph(torch.from_numpy(points), 15, verbose=1)[0], indices
     )
+    assert "of 3,000 samples: approximate (NN-descent" in capsys.readouterr().err
     monkeypatch.setattr(neighbour_graphs, "EXACT_MAX_POINTS", 3000)
     np.testing.assert_array_equal(
         neighbour_graphs.knn_graph(torch.from_numpy(points), 15)[0], exact_i

@@ -25,6 +25,11 @@ def knn_graph(
     :func:`approximate_knn` above. Same returns as :func:`exact_knn`."""
     if points.shape[0] <= EXACT_MAX_POINTS or points.device.type != "cpu":
         return exact_knn(points, n_neighbors, verbose=verbose)
+    if verbose:
+        progress.line(
+            f"k-nearest neighbours of {points.shape[0]:,} samples: approximate (NN-descent; "
+            "its code compiles first, about 20 s)"
+        )
     return approximate_knn(points, n_neighbors, seed=seed)
 
 
