@@ -273,6 +273,35 @@ def test_exact_knn_matches_scikit_learn() -> None:
     np.testing.assert_array_equal(indices[:, 0], np.arange(500))
 
 
+def test_regression_exact_knn_puts_each_duplicate_first_in_its_own_row() -> None:
+    """A point with exact twins: its own row starts with itself at distance 0 (the
+    layout and the confidence read the first column as the point), its twins next (at
+    distance 0 up to rounding); from the expanded squared distances top-k used to rank
+    a twin first."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(300, 5)).astype(np.float32)
+    points[[10, 11, 12, 13]] = points[40]  # five copies of one point
+    indices, distances = exact_knn(torch.from_numpy(points), 8, chunk_size=64)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(300))
+    assert np.all(distances[:, 0] == 0) and np.all(np.diff(distances, axis=1) >= 0)
+    copies = {10, 11, 12, 13, 40}
+    # a twin's distance comes from ||x||² - 2 x·y + ||y||² (float32 sums of 5 terms),
+    # so it is zero only within sqrt(4 (d + 2) eps) ||x||, not exactly
+    near = np.sqrt(4 * 7 * FLOAT32_EPS) * np.linalg.norm(points[40])
+    for i in copies:
+        assert set(indices[i, :5]) == copies and np.all(distances[i, 1:5] <= near)
+    # the other rows hold the exact neighbours, as scikit-learn finds them (the copies,
+    # at equal distances, in either order: each counted as the one point they copy)
+    expected_d, expected_i = NearestNeighbors(n_neighbors=8).fit(points).kneighbors(points)
+    others = np.setdiff1d(np.arange(300), list(copies))
+
+    def as_points(found: np.ndarray) -> np.ndarray:
+        return np.sort(np.where(np.isin(found, list(copies)), 40, found), axis=1)
+
+    np.testing.assert_array_equal(as_points(indices[others]), as_points(expected_i[others]))
+    np.testing.assert_allclose(distances[others], expected_d[others], atol=1e-4)
+
+
 def test_approximate_knn_against_the_exact_graph(monkeypatch, capsys) -> None:
     """NN-descent: nearly every exact neighbour, each point first at distance 0 (also
     the duplicates'), the same graph again for the same seed; knn_graph takes it above

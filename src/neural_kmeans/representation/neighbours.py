@@ -71,7 +71,7 @@ def _self_first(indices: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray,
 def exact_knn(
     points: torch.Tensor, n_neighbors: int, chunk_size: int = 256, verbose: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The exact ``n_neighbors`` nearest neighbours of every point, itself included.
+    """The exact ``n_neighbors`` nearest neighbours of every point, itself first.
 
     Squared distances ``||x||² - 2 x·y + ||y||²`` come a chunk of rows at a time from
     one matrix product, so memory stays at ``chunk_size × n`` floats; the result is
@@ -110,6 +110,7 @@ def exact_knn(
             distances[start : start + block.shape[0]] = values.cpu().numpy()
             shown.update(block.shape[0])
     shown.close()
-    # A point's own distance is exactly 0 (rounding can leave a tiny positive value).
+    # A point's own distance is exactly 0 (rounding can leave a tiny positive value),
+    # and it comes first in its row even where an exact twin of it ranked first.
     distances[:, 0] = np.where(indices[:, 0] == np.arange(n), 0.0, distances[:, 0])
-    return indices, distances
+    return _self_first(indices, distances)
