@@ -386,6 +386,40 @@ def test_network_takes_rows_or_samples_and_freezes(shape) -> None:
     torch.testing.assert_close(frozen(x), out, atol=1e-5, rtol=1e-4)
 
 
+def test_regression_large_images_are_seen_averaged_down() -> None:
+    """96x96 images cost the network 15 times a 28x28 step (10,000 images: 170 s in
+    the loop): from 64 pixels a side it first averages f x f blocks, the same network
+    on the averaged images; smaller images are seen whole."""
+    network = LearnedNetwork((3, 96, 96), 7).eval()
+    assert isinstance(network.body[0], torch.nn.AvgPool2d)
+    x = torch.rand(4, 3, 96, 96)
+    torch.testing.assert_close(network.body[1:](torch.nn.functional.avg_pool2d(x, 3)), network(x))
+    for shape in [(1, 28, 28), (3, 63, 200), (1, 8, 8)]:
+        layers = LearnedNetwork(shape, 7).body
+        assert not any(isinstance(layer, torch.nn.AvgPool2d) for layer in layers)
+
+
+def test_regression_large_images_are_described_in_small_batches(monkeypatch) -> None:
+    """The gradient histograms of 4,096 images at a time took 7 GiB on 96x96x3 images:
+    a batch holds at most HISTOGRAM_BATCH_VALUES pixel values."""
+    import neural_kmeans.representation.self_labelling as self_labelling
+
+    seen: list[int] = []
+    describe = self_labelling.histogram_features
+
+    def recorded(batches):
+        batches = list(batches)
+        seen.extend(len(batch) for batch in batches)
+        return describe(batches)
+
+    monkeypatch.setattr(self_labelling, "histogram_features", recorded)
+    monkeypatch.setattr(self_labelling, "HISTOGRAM_BATCH_VALUES", 3 * 20 * 20 * 16)
+    images = np.random.default_rng(0).integers(0, 256, (50, 20, 20, 3), dtype=np.uint8)
+    model = learned(learned_params=TINY | {"image_features": "gradients"}, random_state=0)
+    model.set_params(n_clusters=3).fit(images)
+    assert seen == [16, 16, 16, 2]
+
+
 @pytest.mark.slow
 def test_cli_compare_with_the_learned_method(tmp_path, capsys) -> None:
     """``compare --methods ... learned``: the learned mode beside the pixel networks; the

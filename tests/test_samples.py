@@ -50,6 +50,19 @@ def test_no_float_copy_where_the_batches_are_views_already_or_over_the_limit():
     )
 
 
+def test_wide_samples_come_in_batches_of_at_most_max_batch_values(monkeypatch):
+    """Large images read 8,192 at a time held gigabytes: a batch is capped in values."""
+    import neural_kmeans.core.samples as samples_module
+
+    monkeypatch.setattr(samples_module, "MAX_BATCH_VALUES", 36 * 7 + 5)
+    batches = SampleBatches(_uint8_images(30), (36,), torch.float32, CPU)
+    sizes = [rows.shape[0] for _, rows in batches(8192)]
+    assert sizes == [7, 7, 7, 7, 2]
+    assert [rows.shape[0] for _, rows in batches(4)] == [4] * 7 + [2]
+    whole = torch.cat([rows for _, rows in batches(8192)])
+    assert torch.equal(whole, batches.flat_batch(0, 30))
+
+
 def test_memory_mapped_data_stays_mapped_after_validation(tmp_path):
     # Regression: validation (check_array) hands on a plain ndarray view of the map, so
     # isinstance(X, np.memmap) was False: k-means++ then converted the whole file to

@@ -120,11 +120,18 @@ class Standardize(nn.Module):
         return (flat - self.mean) / self.scale
 
 
+#: :class:`LearnedNetwork` sees larger images averaged down to about this side.
+LEARNED_MAX_SIDE = 32
+
+
 class LearnedNetwork(nn.Module):
     """The self-labelled classifier; it reads samples in any layout of ``input_shape``.
 
     ``(c, h, w)`` images: two 5x5 convolutions (16 and 32 channels) with batch
-    normalisation, ReLU and 2x2 max pooling, dropout 0.3, a linear layer to K.
+    normalisation, ReLU and 2x2 max pooling, dropout 0.3, a linear layer to K. Images
+    of :data:`LEARNED_MAX_SIDE` pixels a side and more are first averaged in f x f
+    blocks, f the whole number of times that side fits in their shorter one (96x96:
+    3x3 blocks, 32x32 seen), so a step costs about what it costs on 28x28.
     ``(d,)`` rows: ``d → 512`` with batch normalisation and ReLU, dropout 0.3,
     ``512 → K`` (behind a :class:`Standardize` layer, see :func:`make_network`).
     Inputs of shape (b, d) or (b, *input_shape) are both accepted (reshaped to
@@ -142,7 +149,10 @@ class LearnedNetwork(nn.Module):
         self.input_shape: list[int] = [int(s) for s in input_shape]
         if len(self.input_shape) == 3:
             channels, height, width = self.input_shape
+            factor = max(1, min(height, width) // LEARNED_MAX_SIDE)
+            shrink = [nn.AvgPool2d(factor, ceil_mode=True)] if factor > 1 else []
             features = nn.Sequential(
+                *shrink,
                 *_conv_block(channels, 16),
                 nn.MaxPool2d(2, ceil_mode=True),
                 *_conv_block(16, 32),

@@ -18,8 +18,9 @@ import numpy as np
 import scipy.sparse
 import torch
 
-#: Sparse rows are made dense a batch at a time, of at most this many values.
-SPARSE_BATCH_VALUES = 1 << 24
+#: A batch holds at most this many values (64 MiB in float32): wide samples (large
+#: images, sparse rows made dense) come in fewer rows than asked for.
+MAX_BATCH_VALUES = 1 << 24
 
 #: :meth:`SampleBatches.squared_norm` reads batches of about this many values.
 NORM_BATCH_VALUES = 1 << 20
@@ -177,10 +178,9 @@ class SampleBatches:
         self, batch_size: int, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(offset, rows)`` with rows a (b, d) float tensor, for ``start:stop``
-        (sparse rows in dense batches of at most :data:`SPARSE_BATCH_VALUES` values)."""
+        (at most ``batch_size`` rows and :data:`MAX_BATCH_VALUES` values a batch)."""
         stop = self.n_samples if stop is None else stop
-        if self.sparse:
-            batch_size = max(1, min(batch_size, SPARSE_BATCH_VALUES // self.n_features))
+        batch_size = max(1, min(batch_size, MAX_BATCH_VALUES // max(1, self.n_features)))
         for offset in range(start, stop, batch_size):
             yield offset, self.flat_batch(offset, min(offset + batch_size, stop))
 

@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 #: The spaces an image's neighbour graph can be built in (``LearnedParams.image_features``).
 IMAGE_FEATURES = ("gradients", "autoencoder")
+#: Images are described a batch of at most this many pixel values at a time (4,096
+#: 28x28 images; 116 of 96x96x3): their gradients take about 40 bytes a pixel.
+HISTOGRAM_BATCH_VALUES = 4096 * 784
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,8 @@ class LearnedStart:
         params = self.params
         is_image = len(samples.input_shape) == 3
         if is_image and params.image_features == "gradients":
-            batches = (samples.as_input(rows) for _, rows in samples(4096))
+            per_batch = max(1, min(4096, HISTOGRAM_BATCH_VALUES // samples.n_features))
+            batches = (samples.as_input(rows) for _, rows in samples(per_batch))
             return histogram_features(batches)
         mean, spread = samples.mean_and_scale(8192)
 
