@@ -68,6 +68,16 @@ def test_the_command_line_answers_help_and_version_without_loading_torch():
     assert "usage: neural-kmeans" in run.stdout
 
 
+def test_regression_installed_version_is_the_package_version():
+    """The installed metadata said 0.1.0 while ``neural-kmeans --version`` said 0.2.0:
+    pyproject.toml now reads the version from the package."""
+    from importlib.metadata import version
+
+    import neural_kmeans
+
+    assert version("neural-kmeans") == neural_kmeans.__version__
+
+
 def test_the_public_names_load_on_first_use():
     import neural_kmeans
 
