@@ -120,7 +120,8 @@ class Standardize(nn.Module):
         return (flat - self.mean) / self.scale
 
 
-#: :class:`LearnedNetwork` sees larger images averaged down to about this side.
+#: :class:`LearnedNetwork` sees images of twice this side and more averaged down to
+#: between this side and twice it.
 LEARNED_MAX_SIDE = 32
 
 
@@ -129,9 +130,9 @@ class LearnedNetwork(nn.Module):
 
     ``(c, h, w)`` images: two 5x5 convolutions (16 and 32 channels) with batch
     normalisation, ReLU and 2x2 max pooling, dropout 0.3, a linear layer to K. Images
-    of :data:`LEARNED_MAX_SIDE` pixels a side and more are first averaged in f x f
-    blocks, f the whole number of times that side fits in their shorter one (96x96:
-    3x3 blocks, 32x32 seen), so a step costs about what it costs on 28x28.
+    of twice :data:`LEARNED_MAX_SIDE` (64) pixels a side and more are first averaged
+    in f x f blocks, f the whole number of times that side fits in their shorter one
+    (96x96: 3x3 blocks, 32x32 seen), so a step costs at most a few 28x28 steps.
     ``(d,)`` rows: ``d → 512`` with batch normalisation and ReLU, dropout 0.3,
     ``512 → K`` (behind a :class:`Standardize` layer, see :func:`make_network`).
     Inputs of shape (b, d) or (b, *input_shape) are both accepted (reshaped to
