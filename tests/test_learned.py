@@ -375,15 +375,26 @@ def test_random_affine_is_seeded_and_keeps_shape() -> None:
     torch.testing.assert_close(unchanged, images, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8), (3, 9, 11), (20,)])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8), (3, 9, 11), (1, 1, 1), (20,)])
 def test_network_takes_rows_or_samples_and_freezes(shape) -> None:
-    network = LearnedNetwork(shape, 7).eval()
+    network = LearnedNetwork(shape, 7)
+    assert network.training and all(layer.training for layer in network.modules())
+    network.eval()
     x = torch.rand(5, *shape)
     out = network(x)
     assert out.shape == (5, 7)
     torch.testing.assert_close(network(x.reshape(5, -1)), out)
     frozen = inference_network(network, torch.device("cpu"))
     torch.testing.assert_close(frozen(x), out, atol=1e-5, rtol=1e-4)
+
+
+def test_regression_one_pixel_images_fit() -> None:
+    """Images of 1x1 pixels: measuring the network's width ran its batch norm on one
+    value per channel in training mode, a ValueError before any fit."""
+    X = np.random.default_rng(0).integers(0, 256, (200, 1, 1), dtype=np.uint8)
+    model = learned(learned_params=TINY | {"image_features": "gradients"}, random_state=0)
+    labels = model.set_params(n_clusters=3).fit(X).labels_
+    assert labels.shape == (200,) and model.predict(X[:5]).shape == (5,)
 
 
 def test_regression_large_images_are_seen_averaged_down() -> None:

@@ -160,8 +160,9 @@ class LearnedNetwork(nn.Module):
                 nn.MaxPool2d(2, ceil_mode=True),
                 nn.Flatten(),
             )
-            with torch.no_grad():
-                n_features = features(torch.zeros(1, channels, height, width)).shape[1]
+            with torch.no_grad():  # in eval mode: batch norm takes one 1x1 image there
+                n_features = features.eval()(torch.zeros(1, channels, height, width)).shape[1]
+            features.train()
             self.body = nn.Sequential(*features, nn.Dropout(0.3), nn.Linear(n_features, n_clusters))
         else:
             n_features = math.prod(self.input_shape)
