@@ -34,6 +34,7 @@ from neural_kmeans.representation.self_labelling import (
     LearnedParams,
     MemberDraws,
     confident_members,
+    learned_params,
     training_steps,
 )
 
@@ -207,7 +208,20 @@ def test_save_and_load_predict_alike(digits, digits_model, tmp_path) -> None:
         ({"features": "learned", "learned_params": [("max_iter", 2)]}, "'dict' or None"),
         (
             {"features": "learned", "learned_params": {"image_features": "pixels"}},
-            "image_features must be one of 'gradients', 'autoencoder'",
+            "'image_features' parameter of learned_params must be a str among",
+        ),
+        # regression: these failed deep inside the fit (an IndexError in the k-NN graph,
+        # batch normalisation's ValueError), after the work before them
+        (
+            {"features": "learned", "learned_params": {"n_neighbors": 0}},
+            r"'n_neighbors' parameter of learned_params must be an int in the range \[2, inf\)",
+        ),
+        ({"features": "learned", "learned_params": {"batch_size": 1}}, "'batch_size' parameter"),
+        ({"features": "learned", "learned_params": {"confident_fraction": 0}}, r"\(0.0, 1.0\]"),
+        ({"features": "learned", "learned_params": {"tol": True}}, "tol must be a number, not"),
+        (
+            {"features": "learned", "learned_params": {"autoencoder_hidden": [64, 0]}},
+            "autoencoder_hidden must be a list of positive layer widths",
         ),
     ],
 )
@@ -215,6 +229,16 @@ def test_bad_options_are_refused_before_work(digits, options, message) -> None:
     X, _ = digits
     with pytest.raises(InvalidParameterError, match=message):
         NeuralKMeans(10, **options).fit(X)
+
+
+def test_every_learned_param_has_a_constraint_its_default_meets() -> None:
+    from dataclasses import asdict
+
+    from neural_kmeans.representation.self_labelling import learned_params_constraints
+
+    defaults = asdict(LearnedParams())
+    assert set(learned_params_constraints()) == set(defaults) - {"autoencoder_hidden"}
+    assert LearnedParams() == learned_params(defaults)
 
 
 def test_cluster_sums_means_and_inertia_match_numpy() -> None:

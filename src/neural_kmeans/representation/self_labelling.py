@@ -147,13 +147,72 @@ def learned_params(overrides: dict | None = None) -> LearnedParams:
             f"the names are: {', '.join(fields)}"
         )
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    params = LearnedParams(**values)
-    if params.image_features not in IMAGE_FEATURES:
+    _check_values(values)
+    return LearnedParams(**values)
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """The values against :data:`LEARNED_PARAMS_CONSTRAINTS` (scikit-learn's validation;
+    a bool is no count here), and ``autoencoder_hidden`` a tuple of positive widths."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    constraints = learned_params_constraints()
+    validate_parameter_constraints(
+        {k: constraints[k] for k in values if k in constraints}, values, "learned_params"
+    )
+    for name, value in values.items():
+        counted = constraints.get(name, [None])[0]
+        if isinstance(value, bool | np.bool_) and getattr(counted, "type", None) is not None:
+            raise TypeError(f"learned_params {name} must be a number, not a bool")
+    hidden = values.get("autoencoder_hidden", ())
+    if not isinstance(hidden, tuple) or not all(
+        isinstance(width, int | np.integer) and not isinstance(width, bool) and width > 0
+        for width in hidden
+    ):
         raise ValueError(
-            f"learned_params image_features must be one of {', '.join(map(repr, IMAGE_FEATURES))}, "
-            f"got {params.image_features!r}"
+            f"learned_params autoencoder_hidden must be a list of positive layer widths, "
+            f"for example [500, 500, 2000], got {hidden!r}"
         )
-    return params
+
+
+def learned_params_constraints() -> dict[str, list]:
+    """Each :class:`LearnedParams` field's allowed values, in scikit-learn's terms."""
+    from numbers import Integral, Real
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    def count(low: int) -> list:
+        return [Interval(Integral, low, None, closed="left")]
+
+    def amount(low: float, high: float | None = None, closed: str = "left") -> list:
+        return [Interval(Real, low, high, closed=closed)]
+
+    return {
+        "image_features": [StrOptions(set(IMAGE_FEATURES))],
+        "autoencoder_codes": count(1),
+        "autoencoder_epochs": amount(0),
+        "autoencoder_min_steps": count(0),
+        "autoencoder_batch_size": count(2),  # batch normalisation needs two samples
+        "autoencoder_learning_rate": amount(0, closed="neither"),
+        "autoencoder_min_samples": count(0),
+        "n_neighbors": count(2),  # the sample itself and at least one other
+        "umap_components": count(1),
+        "umap_epochs": [*count(1), None],
+        "mixture_inits": count(1),
+        "max_iter": count(1),
+        "tol": amount(0),
+        "steps_per_iter": count(1),
+        "train_epochs": amount(0),
+        "train_min_steps": count(0),
+        "batch_size": count(2),
+        "learning_rate": amount(0, closed="neither"),
+        "confident_fraction": amount(0, 1, closed="right"),
+        "balanced_batches": ["boolean"],
+        "max_rotation": amount(0, 180, closed="both"),
+        "max_shift": amount(0, 1, closed="both"),
+        "bfloat16": ["boolean", None],
+        "progress": ["boolean"],
+    }
 
 
 def learned_parts(
