@@ -98,6 +98,26 @@ def test_run_writes_the_listed_files(digits_run: tuple[Path, int, str, str]) -> 
     assert f"outputs written to {out}" in stdout
 
 
+def test_run_on_a_keras_layout_npz_fits_train_and_scores_test(capsys, tmp_path) -> None:
+    """An archive as keras.datasets ships MNIST (x_train, y_train, x_test, y_test): the
+    fit is on x_train, the scores on both, as for MNIST."""
+    from neural_kmeans.io.datasets import load_dataset
+
+    X, y = load_dataset("digits")
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=X[:1200], y_train=y[:1200], x_test=X[1200:], y_test=y[1200:])
+    out = tmp_path / "k"
+    status, stdout, _ = run_cli(capsys, "run", "--dataset", path, "--method", "mlp",
+                                "--max-iter", "2", "--quiet", "--out", out)  # fmt: skip
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["split"] == {"fit": "train", "test": "test"}
+    for run in results["methods"].values():
+        check_run_record(run, labels=True, test=True)
+    labels = np.load(out / "labels.npy", allow_pickle=False)
+    assert len(labels) == 1200 and "test" in stdout
+
+
 def test_run_results_follow_the_schema(digits_run: tuple[Path, int, str, str]) -> None:
     out, *_ = digits_run
     results = json.loads((out / "results.json").read_text())

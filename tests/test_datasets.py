@@ -300,6 +300,42 @@ def test_npz_bad_labels(tmp_path: Path) -> None:
     assert load_dataset(tmp_path / "s.npz").target.tolist() == [1, 0, 1]
 
 
+def test_npz_in_keras_layout_has_train_and_test_splits(tmp_path: Path) -> None:
+    """x_train, y_train, x_test, y_test (keras.datasets' mnist.npz): the splits load
+    as MNIST's do, text labels coded alike in both (the test split lacks class 'a')."""
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.integers(0, 256, (6, 5, 5), np.uint8), rng.integers(0, 256, (3, 5, 5))
+    path = tmp_path / "keras.npz"
+    np.savez(path, x_train=x_train, y_train=np.array(list("abcabc")),
+             x_test=x_test.astype(np.uint8), y_test=np.array(list("cbc")))  # fmt: skip
+    assert has_split(path) and has_split(str(path))
+    train, test, both = (load_dataset(path, split) for split in ("train", "test", "all"))
+    np.testing.assert_array_equal(train.data, x_train)
+    np.testing.assert_array_equal(test.data, x_test)
+    np.testing.assert_array_equal(both.data, np.concatenate([x_train, x_test]))
+    assert train.target.tolist() == [0, 1, 2, 0, 1, 2] and test.target.tolist() == [2, 1, 2]
+    assert both.target.tolist() == train.target.tolist() + test.target.tolist()
+    assert (train.split, test.split, both.split) == ("train", "test", "all")
+    assert load_dataset(path).split == "train" and train.image_shape == (5, 5)
+
+
+def test_npz_in_keras_layout_without_test_or_labels(tmp_path: Path) -> None:
+    np.savez(tmp_path / "t.npz", x_train=np.zeros((4, 3)))
+    assert not has_split(tmp_path / "t.npz")
+    ds = load_dataset(tmp_path / "t.npz", "all")
+    assert ds.data.shape == (4, 3) and ds.target is None
+    with pytest.raises(ValueError, match=r"t\.npz' has no test split \(it holds x_train\)"):
+        load_dataset(tmp_path / "t.npz", "test")
+    np.savez(tmp_path / "u.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4),
+             x_test=np.zeros((2, 3)))  # fmt: skip
+    assert load_dataset(tmp_path / "u.npz", "all").target is None
+    assert load_dataset(tmp_path / "u.npz", "train").target.tolist() == [0, 1, 2, 3]
+    np.savez(tmp_path / "v.npz", x_train=np.zeros((4, 3)), x_test=np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="x_train and x_test hold samples of other shapes"):
+        load_dataset(tmp_path / "v.npz", "all")
+    assert not has_split(tmp_path / "missing.npz") and not has_split(tmp_path / "t.npy")
+
+
 # --------------------------------------------------------------------------- .csv
 
 

@@ -42,6 +42,7 @@ from neural_kmeans.io.download import (
 )
 from neural_kmeans.io.sample_files import (
     IMAGE_EXTENSIONS,
+    npz_splits,
     read_csv,
     read_image_folder,
     read_npy,
@@ -139,10 +140,21 @@ def has_split(name: str | os.PathLike[str]) -> bool:
     Returns
     -------
     bool
-        True for ``"mnist"`` and ``"fashion-mnist"``; False for the others, whose
-        every split gives all the samples, and for paths.
+        True for ``"mnist"`` and ``"fashion-mnist"``, and for ``.npz`` archives in
+        Keras's layout with both ``x_train`` and ``x_test``; False for the others, whose
+        every split gives all the samples.
     """
-    return isinstance(name, str) and _normalise_name(name) in _IDX_DATASETS
+    if isinstance(name, str) and _normalise_name(name) in _IDX_DATASETS:
+        return True
+    if not isinstance(name, str | os.PathLike):
+        return False
+    path = Path(name).expanduser()
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        return npz_splits(path) == ("train", "test")
+    except ValueError:
+        return False  # loading the file says what is wrong with it
 
 
 def load_dataset(
@@ -168,8 +180,9 @@ def load_dataset(
         the path of a ``.npy``, ``.npz`` or ``.csv`` file or of an image folder. A name
         wins over a file of the same name: write ``./mnist`` for the file.
     split : {"train", "test", "all"}, default="train"
-        The part of MNIST / Fashion-MNIST to load; other sources have no split and
-        give all their samples for any valid value.
+        The part of MNIST / Fashion-MNIST, or of a ``.npz`` archive in Keras's layout
+        (``x_train``, ``y_train``, ``x_test``, ``y_test``), to load; other sources have
+        no split and give all their samples for any valid value.
     data_dir : path-like, optional
         Folder searched first for the MNIST-like files (``data_dir/<name>/`` or
         ``data_dir`` itself); see :mod:`neural_kmeans.io.download` for the other places.
@@ -231,27 +244,29 @@ def load_dataset(
                 key, split, data_dir, download=download, progressbar=progressbar
             )
         return _load_toy(key, n_samples, random_state, noise, centers)
-    return _load_file(_as_path(name), str(name), mmap_mode, label_column)
+    return _load_file(_as_path(name), str(name), mmap_mode, label_column, split)
 
 
 def _load_file(
-    path: Path, name: str, mmap_mode: str | None, label_column: str | int | None
+    path: Path, name: str, mmap_mode: str | None, label_column: str | int | None, split: str
 ) -> Dataset:
     """A data set from a folder of images or a .npy, .npz or .csv file; images whose
-    channels come last are turned channels first (a copy)."""
+    channels come last are turned channels first (a copy). Only ``.npz`` archives in
+    Keras's layout have splits."""
+    suffix = "" if path.is_dir() else path.suffix.lower()
+    if not (suffix == ".npz" and npz_splits(path)):
+        split = "all"
     if path.is_dir():
         data, target = read_image_folder(path)
+    elif suffix == ".npy":
+        data, target = read_npy(path, mmap_mode), None
+    elif suffix == ".npz":
+        data, target = read_npz(path, split)
     else:
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            data, target = read_npy(path, mmap_mode), None
-        elif suffix == ".npz":
-            data, target = read_npz(path)
-        else:
-            data, target = read_csv(path, label_column)
+        data, target = read_csv(path, label_column)
     data = channels_first(data)
     image_shape = tuple(int(s) for s in data.shape[1:]) if data.ndim > 2 else None
-    return Dataset(data, target, image_shape, name, "all")
+    return Dataset(data, target, image_shape, name, split)
 
 
 def _as_path(name: str | os.PathLike[str]) -> Path:

@@ -36,6 +36,7 @@ __all__ = [
     "ENV_MAX_BYTES",
     "IMAGE_EXTENSIONS",
     "memory_limit",
+    "npz_splits",
     "read_csv",
     "read_image_folder",
     "read_npy",
@@ -242,9 +243,7 @@ def _npz_array(archive: zipfile.ZipFile, name: str, source: str, samples: bool) 
         raise ValueError(f"cannot read {source}: {exc}; the archive is damaged") from exc
 
 
-def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read the samples (under ``x``, ``X`` or ``data``) and labels (``y``, ``labels`` or
-    ``target``) of a ``.npz`` archive, each member's header checked as by :func:`read_npy`."""
+def _open_npz(path: Path) -> zipfile.ZipFile:
     source = repr(str(path))
     with open(path, "rb") as f:
         if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
@@ -252,15 +251,40 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 f"{source} is a .npy array, not a .npz archive: rename it to {path.stem}.npy"
             )
     try:
-        archive = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except _ZIP_ERRORS as exc:
         raise ValueError(
             f"cannot read {source} as a .npz archive ({exc}): it is truncated or not a "
             "zip file; save the arrays again with np.savez"
         ) from exc
-    with archive:
+
+
+def npz_splits(path: Path) -> tuple[str, ...]:
+    """The splits of a ``.npz`` archive in Keras's layout (``x_train``, ``y_train``,
+    ``x_test``, ``y_test``, as ``keras.datasets`` ships MNIST): those of ``"train"`` and
+    ``"test"`` it holds samples for; none for other archives."""
+    with _open_npz(path) as archive:
+        keys = {name.removesuffix(".npy") for name in archive.namelist()}
+    return tuple(split for split in ("train", "test") if f"x_{split}" in keys)
+
+
+def read_npz(path: Path, split: str = "all") -> tuple[np.ndarray, np.ndarray | None]:
+    """Read the samples (under ``x``, ``X`` or ``data``) and labels (``y``, ``labels`` or
+    ``target``) of a ``.npz`` archive, each member's header checked as by :func:`read_npy`.
+    An archive in Keras's layout (:func:`npz_splits`) gives its ``split``: ``x_train``
+    and ``y_train``, ``x_test`` and ``y_test``, or for ``"all"`` both, train first."""
+    source = repr(str(path))
+    with _open_npz(path) as archive:
         members = {name.removesuffix(".npy"): name for name in archive.namelist()}
         keys = list(members)
+        present = [part for part in ("train", "test") if f"x_{part}" in keys]
+        if present:
+            parts = present if split == "all" else [split]
+            if split not in ("all", *present):
+                raise ValueError(
+                    f"{source} has no {split} split (it holds x_{' and x_'.join(present)})"
+                )
+            return _read_splits(archive, members, source, parts)
         data_key = next((k for k in _NPZ_DATA_KEYS if k in keys), None)
         if data_key is None and keys == ["arr_0"]:
             data_key = "arr_0"  # np.savez(path, x) with a single unnamed array
@@ -268,21 +292,65 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise ValueError(
                 f"{source} has arrays {keys}; expected the samples under one of "
                 f"{list(_NPZ_DATA_KEYS)} (and optional labels under one of "
-                f"{list(_NPZ_LABEL_KEYS)}), e.g. np.savez(path, x=X, y=labels)"
+                f"{list(_NPZ_LABEL_KEYS)}), e.g. np.savez(path, x=X, y=labels), or "
+                "x_train, y_train, x_test, y_test as keras.datasets ships them"
             )
-        where = f"{source} (array {data_key!r})"
-        data = _check_samples(_npz_array(archive, members[data_key], where, True), where)
         label_key = next((k for k in _NPZ_LABEL_KEYS if k in keys), None)
-        target = None
-        if label_key is not None:
-            where = f"{source} (array {label_key!r})"
-            labels = _npz_array(archive, members[label_key], where, False)
-            target = _as_labels(labels, data.shape[0], where)
-    return data, target
+        return _read_pair(archive, members, source, data_key, label_key)
 
 
-def _as_labels(values: np.ndarray, n: int, source: str) -> np.ndarray:
-    """Validate labels and return them as int64, coding non-numeric ones 0..k-1."""
+def _read_pair(
+    archive: zipfile.ZipFile,
+    members: dict[str, str],
+    source: str,
+    data_key: str,
+    label_key: str | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One archive's samples and, where ``label_key`` is a member, their labels."""
+    where = f"{source} (array {data_key!r})"
+    data = _check_samples(_npz_array(archive, members[data_key], where, True), where)
+    if label_key not in members:
+        return data, None
+    where = f"{source} (array {label_key!r})"
+    labels = _npz_array(archive, members[label_key], where, False)
+    return data, _as_labels(labels, data.shape[0], where)
+
+
+def _read_splits(
+    archive: zipfile.ZipFile, members: dict[str, str], source: str, parts: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The samples of the Keras-layout splits ``parts``, one after the other, and their
+    labels where every one has them. Text labels are coded against the classes of all
+    the archive's splits, so a class has one code in train and test alike."""
+    found = {
+        part: _npz_array(archive, members[f"y_{part}"], f"{source} (array 'y_{part}')", False)
+        for part in ("train", "test")
+        if f"y_{part}" in members
+    }
+    texts = [labels.reshape(-1) for labels in found.values() if labels.dtype.kind in "USO"]
+    classes = np.unique(np.concatenate(texts)) if texts else None
+    samples, targets = [], []
+    for part in parts:
+        where = f"{source} (array 'x_{part}')"
+        data = _check_samples(_npz_array(archive, members[f"x_{part}"], where, True), where)
+        samples.append(data)
+        if part in found:
+            where = f"{source} (array 'y_{part}')"
+            targets.append(_as_labels(found[part], data.shape[0], where, classes))
+    if len({data.shape[1:] for data in samples}) > 1:
+        shapes = " and ".join(str(data.shape) for data in samples)
+        raise ValueError(f"{source}: x_train and x_test hold samples of other shapes ({shapes})")
+    data = samples[0] if len(samples) == 1 else np.concatenate(samples)
+    if len(targets) < len(samples):
+        return data, None
+    return data, targets[0] if len(targets) == 1 else np.concatenate(targets)
+
+
+def _as_labels(
+    values: np.ndarray, n: int, source: str, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """Validate labels and return them as int64, coding non-numeric ones 0..k-1 (their
+    places in the sorted ``classes``, or in their own sorted values)."""
     values = np.asarray(values)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
@@ -295,6 +363,8 @@ def _as_labels(values: np.ndarray, n: int, source: str) -> np.ndarray:
             raise ValueError(f"labels in {source} must be whole numbers; found fractions or NaN")
         return values.astype(np.int64)
     if values.dtype.kind in "USO":
+        if classes is not None:
+            return np.searchsorted(classes, values).astype(np.int64)
         _, codes = np.unique(values, return_inverse=True)
         return codes.astype(np.int64).reshape(-1)
     raise ValueError(f"labels in {source} have unsupported type {values.dtype}")
