@@ -118,7 +118,8 @@ OPTIONS: dict[str, Option] = {
         "data",
         choices=("train", "test", "all"),
         default="test",
-        help="the split of a data set that has one (mnist, fashion-mnist)",
+        help="the split of a data set that has one (mnist, fashion-mnist, "
+        "a .npz with x_train and x_test)",
     ),
     "clusters": _option(
         "--clusters",
