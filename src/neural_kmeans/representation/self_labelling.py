@@ -152,8 +152,8 @@ def learned_params(overrides: dict | None = None) -> LearnedParams:
 
 
 def _check_values(values: dict[str, Any]) -> None:
-    """The values against :data:`LEARNED_PARAMS_CONSTRAINTS` (scikit-learn's validation;
-    a bool is no count here), and ``autoencoder_hidden`` a tuple of positive widths."""
+    """The values against :func:`learned_params_constraints` (scikit-learn's validation;
+    a bool is no number here), and ``autoencoder_hidden`` a tuple of positive widths."""
     from sklearn.utils._param_validation import validate_parameter_constraints
 
     constraints = learned_params_constraints()
@@ -192,7 +192,7 @@ def learned_params_constraints() -> dict[str, list]:
         "autoencoder_codes": count(1),
         "autoencoder_epochs": amount(0),
         "autoencoder_min_steps": count(0),
-        "autoencoder_batch_size": count(2),  # batch normalisation needs two samples
+        "autoencoder_batch_size": count(1),
         "autoencoder_learning_rate": amount(0, closed="neither"),
         "autoencoder_min_samples": count(0),
         "n_neighbors": count(2),  # the sample itself and at least one other
@@ -204,7 +204,7 @@ def learned_params_constraints() -> dict[str, list]:
         "steps_per_iter": count(1),
         "train_epochs": amount(0),
         "train_min_steps": count(0),
-        "batch_size": count(2),
+        "batch_size": count(2),  # the network's batch normalisation needs two samples
         "learning_rate": amount(0, closed="neither"),
         "confident_fraction": amount(0, 1, closed="right"),
         "balanced_batches": ["boolean"],
