@@ -239,6 +239,31 @@ def test_regression_forged_n_clusters_is_refused_before_allocation(tmp_path, dig
         NeuralKMeans.load(forged)
 
 
+def test_regression_weights_that_another_version_wrote_name_that_version(tmp_path, digits_model):
+    """A file whose weights do not fit the network its header describes was always called
+    damaged; written by another version (0.2.0's learned network for images of 64 px and
+    more took no averaging layer), it now says which version wrote it."""
+    import neural_kmeans
+
+    def other_k(header: dict) -> None:
+        header["params"]["n_clusters"] = 11
+        header["network"]["n_clusters"] = 11
+
+    def older_and_other_k(header: dict) -> None:
+        other_k(header)
+        header["package_version"] = "0.0.1"
+
+    same = _forge(digits_model, tmp_path / "same.nkm", other_k)
+    with pytest.raises(ModelFileError, match="the file was changed or damaged"):
+        NeuralKMeans.load(same)
+    older = _forge(digits_model, tmp_path / "older.nkm", older_and_other_k)
+    with pytest.raises(ModelFileError) as info:
+        NeuralKMeans.load(older)
+    message = str(info.value)
+    assert "written by neural-kmeans 0.0.1, whose network for this input differs" in message
+    assert f"({neural_kmeans.__version__}): fit it again" in message and "damaged" not in message
+
+
 @pytest.mark.parametrize(
     "option, value, expected",
     [

@@ -17,7 +17,7 @@ from neural_kmeans.core.networks import (
 )
 from neural_kmeans.core.validation import InvalidParameterError, check_device, resolve_device
 from neural_kmeans.io.container import network_to_json, params_from_json
-from neural_kmeans.io.model_file import ModelFileError, read_model, save_model
+from neural_kmeans.io.model_file import ModelFileError, SavedModel, read_model, save_model
 
 
 def network_spec(model: Any) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
             f"{path} is inconsistent: input shape {tuple(spec['input_shape'])} does not "
             f"follow from its image shape {model.image_shape_} and network {name!r}"
         )
-    _check_weight_shapes(path, name, model, spec["standardized"], saved.weights)
+    _check_weight_shapes(path, name, model, spec["standardized"], saved)
     standardize = (torch.zeros(model.n_features_in_), 1.0) if spec["standardized"] else None
     with torch.random.fork_rng(devices=[]):
         network = make_network(name, model._input_shape(), model.n_clusters, standardize)
@@ -100,7 +100,7 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
 
 
 def _check_weight_shapes(
-    path: Any, name: Any, model: Any, standardized: bool, weights: dict[str, torch.Tensor]
+    path: Any, name: Any, model: Any, standardized: bool, saved: SavedModel
 ) -> None:
     """The network the header describes, built without memory (on the ``meta`` device),
     must have exactly the saved weights' shapes: a header that asks for more than the
@@ -116,10 +116,19 @@ def _check_weight_shapes(
             f"{path} describes a network that cannot be built: {problem}"
         ) from None
     expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in weights.items()}
+    found = {key: tuple(value.shape) for key, value in saved.weights.items()}
     if expected != found:
+        from neural_kmeans import __version__
+
+        older = saved.package_version != __version__
         raise ModelFileError(
             f"{path} is inconsistent: its header (K={model.n_clusters}, input shape "
-            f"{model._input_shape()}) does not describe the weights it holds; the file "
-            "was changed or damaged: use an intact copy"
+            f"{model._input_shape()}) does not describe the weights it holds; "
+            + (
+                f"it was written by neural-kmeans {saved.package_version}, whose network "
+                f"for this input differs from this version's ({__version__}): fit it again, "
+                f"or load it with neural-kmeans {saved.package_version}"
+                if older
+                else "the file was changed or damaged: use an intact copy"
+            )
         )

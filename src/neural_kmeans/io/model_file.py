@@ -58,6 +58,8 @@ class SavedModel:
         The network's ``state_dict``.
     tensors : dict of str to torch.Tensor
         Every tensor of the file (the parameters' arrays among them).
+    package_version : str
+        The version of neural-kmeans that wrote the file.
     """
 
     params: dict
@@ -65,6 +67,7 @@ class SavedModel:
     network: dict
     weights: dict[str, torch.Tensor]
     tensors: dict[str, torch.Tensor]
+    package_version: str = "an unknown version"
 
 
 def save_model(
@@ -131,7 +134,9 @@ def read_model(path: str | os.PathLike) -> SavedModel:
         weights = {
             k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")
         }
-        return SavedModel(header["params"], fitted, dict(header["network"]), weights, tensors)
+        written_by = str(header.get("package_version", "an unknown version"))
+        network = dict(header["network"])
+        return SavedModel(header["params"], fitted, network, weights, tensors, written_by)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ModelFileError(
             f"{path} is not a valid neural-kmeans model file: its header is malformed "
