@@ -253,9 +253,16 @@ def test_regression_weights_that_another_version_wrote_name_that_version(tmp_pat
         other_k(header)
         header["package_version"] = "0.0.1"
 
+    def unnamed_and_other_k(header: dict) -> None:
+        other_k(header)
+        header["package_version"] = None  # (write_container fills in a missing one)
+
     same = _forge(digits_model, tmp_path / "same.nkm", other_k)
     with pytest.raises(ModelFileError, match="the file was changed or damaged"):
         NeuralKMeans.load(same)
+    unnamed = _forge(digits_model, tmp_path / "unnamed.nkm", unnamed_and_other_k)
+    with pytest.raises(ModelFileError, match="the file was changed or damaged"):
+        NeuralKMeans.load(unnamed)
     older = _forge(digits_model, tmp_path / "older.nkm", older_and_other_k)
     with pytest.raises(ModelFileError) as info:
         NeuralKMeans.load(older)

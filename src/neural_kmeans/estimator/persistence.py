@@ -120,7 +120,7 @@ def _check_weight_shapes(
     if expected != found:
         from neural_kmeans import __version__
 
-        older = saved.package_version != __version__
+        older = saved.package_version not in (None, __version__)
         raise ModelFileError(
             f"{path} is inconsistent: its header (K={model.n_clusters}, input shape "
             f"{model._input_shape()}) does not describe the weights it holds; "

@@ -58,8 +58,8 @@ class SavedModel:
         The network's ``state_dict``.
     tensors : dict of str to torch.Tensor
         Every tensor of the file (the parameters' arrays among them).
-    package_version : str
-        The version of neural-kmeans that wrote the file.
+    package_version : str or None
+        The version of neural-kmeans that wrote the file (None: the header names none).
     """
 
     params: dict
@@ -67,7 +67,7 @@ class SavedModel:
     network: dict
     weights: dict[str, torch.Tensor]
     tensors: dict[str, torch.Tensor]
-    package_version: str = "an unknown version"
+    package_version: str | None
 
 
 def save_model(
@@ -134,7 +134,8 @@ def read_model(path: str | os.PathLike) -> SavedModel:
         weights = {
             k.removeprefix("network."): v for k, v in tensors.items() if k.startswith("network.")
         }
-        written_by = str(header.get("package_version", "an unknown version"))
+        written_by = header.get("package_version")
+        written_by = None if written_by is None else str(written_by)
         network = dict(header["network"])
         return SavedModel(header["params"], fitted, network, weights, tensors, written_by)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
