@@ -99,7 +99,8 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
         model = NeuralKMeans(
             10, network="cnn", init="random", n_init=1, max_iter=3, tol=0, random_state=seed
         ).fit(X)
-        samples = SampleBatches(X, (1, 28, 28), torch.float32, torch.device("cpu"))
+        # On the device the network was trained on (a GPU's network took CPU batches).
+        samples = SampleBatches(X, (1, 28, 28), torch.float32, model.device_)
         samples.keep_float_copy()
         network = inference_network(model.network_, samples.device)
         frozen, eager = [], []
@@ -107,6 +108,8 @@ def worker(method: str, data_dir: str | None, seed: int) -> dict:
         with torch.inference_mode():
             for _, rows in samples(model._batch_size()):
                 frozen.append(network(samples.as_input(rows)).argmax(dim=1))
+        if samples.device.type == "cuda":
+            torch.cuda.synchronize()
         forward = time.perf_counter() - started
         with torch.inference_mode():  # the plain float32 network, eager, as trained
             for _, rows in samples(model._batch_size()):

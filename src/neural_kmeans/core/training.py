@@ -26,6 +26,24 @@ ONE_THREAD_VALUES = 1 << 16
 
 
 @contextlib.contextmanager
+def deterministic_kernels(device: torch.device) -> Iterator[None]:
+    """cuDNN's deterministic convolutions within the block on a CUDA ``device`` (as before
+    after it). Its default picks, per call, algorithms whose backward passes add with
+    atomics in any order: the same seed then gave other weights, and a fit resumed from
+    a checkpoint other labels (1 of 400 on an H200). The CPU's kernels are deterministic."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
+@contextlib.contextmanager
 def one_thread(enabled: bool = True) -> Iterator[None]:
     """PyTorch on one thread within the block (when ``enabled``), as many as before after
     it. (A thread that starts its first parallel work within the block keeps one

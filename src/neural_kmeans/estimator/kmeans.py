@@ -45,7 +45,7 @@ from neural_kmeans.core.networks import (
 )
 from neural_kmeans.core.samples import SampleBatches
 from neural_kmeans.core.state import Callback, LoopParts, LoopSettings, LoopState
-from neural_kmeans.core.training import CentroidTeacher, make_optimizer
+from neural_kmeans.core.training import CentroidTeacher, deterministic_kernels, make_optimizer
 from neural_kmeans.core.validation import (
     PARAMETER_CONSTRAINTS,
     InvalidParameterError,
@@ -311,7 +311,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             )
         if checkpoints is not None:
             checkpoints.max_iter = self._loop_settings(samples).max_iter
-        with interrupt_handlers(checkpoints):
+        with interrupt_handlers(checkpoints), deterministic_kernels(self.device_):
             best, inertias = self._fit_runs(samples, runs, checkpoints)
         self._keep(best, inertias)
         return self
