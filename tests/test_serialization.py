@@ -162,6 +162,27 @@ def test_any_change_of_one_byte_in_a_file_is_a_clear_error(
         NeuralKMeans.load(damaged)
 
 
+def test_regression_a_padding_space_made_a_line_break_is_damage(tmp_path):
+    """Found by the test above: safetensors pads its header with spaces, and one of them
+    changed into a tab or line break parsed as the same header (JSON's whitespace), so
+    the file loaded though a byte had changed."""
+    X, _ = make_blobs(24, centers=2, n_features=2, random_state=0)
+    for seed in range(20):  # a header whose length leaves padding (7 in 8 do)
+        path = tmp_path / f"model{seed}.nkm"
+        NeuralKMeans(2, network="linear", max_iter=1, random_state=seed).fit(X).save(path)
+        data = bytearray(path.read_bytes())
+        end = 8 + int.from_bytes(data[:8], "little")
+        if data[end - 1] == ord(" "):
+            break
+    assert data[end - 1] == ord(" ")
+    NeuralKMeans.load(path)  # intact
+    for whitespace in b"\t\n\r":
+        data[end - 1] = whitespace
+        path.write_bytes(bytes(data))
+        with pytest.raises(ModelFileError, match="damaged: its header holds a tab or line"):
+            NeuralKMeans.load(path)
+
+
 def test_a_changed_tensor_value_fails_the_digest(small_file, tmp_path):
     data = bytearray(small_file.read_bytes())
     data[-1] ^= 0x01  # the last byte of the last tensor

@@ -100,6 +100,11 @@ def read_container(
         No file at ``path``.
     """
     what = "a neural-kmeans checkpoint" if "checkpoint" in kind else "a neural-kmeans model"
+    if _header_has_line_breaks_or_tabs(path):
+        raise error(
+            f"{path} is not {what} file, or it is damaged: its header holds a tab or line "
+            "break, which no written file has (a changed byte)"
+        )
     try:
         with safetensors.safe_open(os.fspath(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -152,6 +157,23 @@ def read_container(
     if found_kind != kind:
         raise error(f"{path} is a {found_kind!r} file, not {what} file")
     return header, tensors
+
+
+def _header_has_line_breaks_or_tabs(path: str | os.PathLike) -> bool:
+    """Whether the safetensors header of ``path`` holds a tab, line feed or carriage
+    return. safetensors writes its JSON header without whitespace, padded with spaces to
+    8 bytes, and JSON escapes those characters within strings; a padding space changed
+    into one of them parses as the same header (JSON's whitespace), where the digest,
+    taken of what the header says, cannot see it."""
+    try:
+        with open(path, "rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            header = file.read(min(size, 100_000_000))
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return False  # safetensors' own reading names the problem
+    return any(byte in header for byte in b"\t\n\r")
 
 
 def digest_key() -> bytes | None:
