@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 out="${OUT:-gpu-results}"
 data="${NEURAL_KMEANS_DATA:-../shared/data}"
 mkdir -p "$out"
-python3 -m pip install -q -e . 2>&1 | tail -1 || true
+# the learned mode needs umap-learn; the tests at the end, pytest and hypothesis
+python3 -m pip install -q -e ".[learned]" pytest hypothesis 2>&1 | tail -1 || true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 - <<'PY' | tee "$out/device.txt"
 import torch
