@@ -54,8 +54,15 @@ UNBALANCED_RATIO = 10.0
 METHODS = ("kmeans", "pixels", "learned")
 
 
-def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
-    """Fit one method on one data set in this process and return its measurements."""
+def worker(
+    dataset: str,
+    method: str,
+    seed: int,
+    data_dir: str | None,
+    learned_params: dict | None = None,
+) -> dict:
+    """Fit one method on one data set in this process and return its measurements
+    (``learned_params``: the learned mode's, None for its defaults)."""
     import resource
 
     import torch
@@ -77,7 +84,9 @@ def worker(dataset: str, method: str, seed: int, data_dir: str | None) -> dict:
         model = NeuralKMeans(10, max_iter=20, tol=1e-3, random_state=seed).fit(X)
         labels = model.labels_
     elif method == "learned":
-        model = NeuralKMeans(10, features="learned", random_state=seed).fit(X)
+        model = NeuralKMeans(
+            10, features="learned", learned_params=learned_params, random_state=seed
+        ).fit(X)
         labels = model.labels_
         extra["stages"] = {k: round(v, 1) for k, v in model.timings_.items()}
     else:
@@ -135,6 +144,8 @@ def run_worker(dataset: str, method: str, seed: int, args: argparse.Namespace) -
     command = [sys.executable, __file__, "--worker", dataset, method, str(seed)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
+    if args.learned_params:
+        command += ["--learned-params", json.dumps(args.learned_params)]
     return run_json_worker(command, args.threads, f"{dataset} {method} {seed}")
 
 
@@ -196,11 +207,17 @@ def main() -> None:
     )
     parser.add_argument("--out", default=None, help="also write the table to this file")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument(
+        "--learned-params",
+        type=json.loads,
+        default=None,
+        help="the learned fits' learned_params, as JSON (e.g. '{\"refine_rounds\": 1}')",
+    )
     parser.add_argument("--worker", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         dataset, method, seed = args.worker
-        print(json.dumps(worker(dataset, method, int(seed), args.data_dir)))
+        print(json.dumps(worker(dataset, method, int(seed), args.data_dir, args.learned_params)))
         return
     results: list[dict] = []
     loads = [os.getloadavg()[0]]

@@ -463,6 +463,52 @@ def test_regression_large_images_are_seen_averaged_down() -> None:
         assert not any(isinstance(layer, torch.nn.AvgPool2d) for layer in layers)
 
 
+def test_hidden_features_are_the_last_layers_input() -> None:
+    for shape in [(1, 28, 28), (3, 96, 96), (1, 8, 8), (20,)]:
+        network = LearnedNetwork(shape, 7).eval()
+        x = torch.rand(4, *shape)
+        hidden = network.hidden(x)
+        assert hidden.shape == (4, network.body[-1].in_features)
+        torch.testing.assert_close(network.body[-1](hidden), network(x))
+
+
+@pytest.mark.parametrize(
+    ("shape", "rounds", "searches"), [((8, 8), 1, 2), ((8, 8), 0, 1), ((64,), 1, 1)]
+)
+def test_images_find_their_first_clusters_again_beside_a_networks_features(
+    digits, monkeypatch, shape, rounds, searches
+) -> None:
+    """refine_rounds: for images, a network learns the first clusters and the graph,
+    layout and mixture are made again from the first space (unit rows) beside its
+    hidden features (unit rows, square-rooted); rows take no such round."""
+    import neural_kmeans.representation.self_labelling as self_labelling
+
+    spaces: list[torch.Tensor] = []
+    search = self_labelling.LearnedStart._clusters
+
+    def recorded(start, codes, timings):
+        spaces.append(codes.clone())
+        return search(start, codes, timings)
+
+    monkeypatch.setattr(self_labelling.LearnedStart, "_clusters", recorded)
+    X = digits[0][:300].reshape(300, *shape)
+    params = TINY | {"image_features": "gradients", "refine_rounds": rounds}
+    model = learned(learned_params=params, random_state=0).fit(X)
+    assert len(spaces) == searches
+    assert ("refine" in model.timings_) == (searches == 2)
+    if searches == 2:
+        first, refined = spaces
+        width = LearnedNetwork((1, 8, 8), 10).body[-1].in_features
+        assert refined.shape == (300, first.shape[1] + width)
+        torch.testing.assert_close(
+            refined[:, : first.shape[1]], self_labelling._unit(first.clone())
+        )
+        hidden = refined[:, first.shape[1] :]
+        assert bool((hidden >= 0).all())
+        norms = hidden.double().norm(dim=1)
+        assert bool(((norms - 1).abs() < 10 * FLOAT32_EPS * math.sqrt(width)).all())
+
+
 def test_regression_large_images_are_described_in_small_batches(monkeypatch) -> None:
     """The gradient histograms of 4,096 images at a time took 7 GiB on 96x96x3 images:
     a batch holds at most HISTOGRAM_BATCH_VALUES pixel values."""

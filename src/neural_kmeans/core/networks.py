@@ -177,6 +177,11 @@ class LearnedNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.reshape([x.shape[0]] + self.input_shape))  # noqa: RUF005 (TorchScript)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of the last linear layer (b, h): what the network tells the
+        clusters apart by (in eval mode, no dropout)."""
+        return self.body[:-1](x.reshape([x.shape[0], *self.input_shape]))
+
 
 def _conv_block(channels_in: int, channels_out: int) -> list[nn.Module]:
     return [

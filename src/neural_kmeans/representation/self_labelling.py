@@ -9,7 +9,10 @@ this mode passes its own three parts:
    k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`: exact
    up to 50,000 samples), UMAP's layout of it
    (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
-   layout: its clusters are the first labels, their means the first centroids;
+   layout: its clusters are the first labels, their means the first centroids (with
+   ``refine_rounds``, for images, a network then learns them as step 2 does, and the
+   graph, layout and mixture are made again from the histograms beside that network's
+   hidden features);
 2. :class:`ConfidentTeacher`, the training: the network learns each cluster's most
    confident members (class k for the members of cluster k) in place of the lone
    centroid: self-labelling, as DeepCluster and SCAN do. Confidence is the share of
@@ -40,6 +43,7 @@ from torch import nn
 from neural_kmeans.core import progress
 from neural_kmeans.core.assignment import Assignment, accumulate_labels
 from neural_kmeans.core.centroids import centroid_means, inertia_from_sums
+from neural_kmeans.core.networks import LEARNED_NETWORK, make_network
 from neural_kmeans.core.samples import SampleBatches
 from neural_kmeans.core.state import FirstClusters, LoopParts
 from neural_kmeans.representation.augmentation import random_affine
@@ -55,6 +59,11 @@ from neural_kmeans.representation.neighbours import knn_graph
 
 if TYPE_CHECKING:
     from neural_kmeans.core.state import LoopState
+
+#: The first clusters and what they were found in: labels (n,) int64, the mixture's
+#: centroids (K, m) float64, the k-NN graph's indices (n, k + 1) (each sample first)
+#: and the layout (n, m) float32.
+_Clusters = tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]
 
 
 #: The spaces an image's neighbour graph can be built in (``LearnedParams.image_features``).
@@ -90,6 +99,11 @@ class LearnedParams:
         ``steps_per_iter`` mini-batches of ``batch_size``.
     confident_fraction : the share of each cluster (its most confident members) the
         network is trained on.
+    refine_rounds : for images, the times the first clusters are found again: a fresh
+        network learns them as step 2 does, and the neighbour graph, layout and mixture
+        are made again from the first space beside that network's hidden features
+        (DeepCluster's alternation; rows take none). Measured (docs/learned.md): NMI a
+        little higher, ACC as before, the fit about 1.8 times as long; 0 by default.
     balanced_batches : draw each cluster equally often (class-balanced mini-batches)
         instead of in proportion to its size (:class:`MemberDraws`).
     max_rotation, max_shift : image augmentation (degrees; fraction of the side).
@@ -118,6 +132,7 @@ class LearnedParams:
     batch_size: int = 128
     learning_rate: float = 3e-3
     confident_fraction: float = 0.95
+    refine_rounds: int = 0
     balanced_batches: bool = False
     max_rotation: float = 10.0
     max_shift: float = 0.07
@@ -207,6 +222,7 @@ def learned_params_constraints() -> dict[str, list]:
         "batch_size": count(2),  # the network's batch normalisation needs two samples
         "learning_rate": amount(0, closed="neither"),
         "confident_fraction": amount(0, 1, closed="right"),
+        "refine_rounds": count(0),
         "balanced_batches": ["boolean"],
         "max_rotation": amount(0, 180, closed="both"),
         "max_shift": amount(0, 1, closed="both"),
@@ -255,29 +271,16 @@ class LearnedStart:
             )
         stage = time.perf_counter()
         codes = self._codes(samples, generator)
-        timings["features"] = _lap(stage, "features", self.verbose)
-        stage = time.perf_counter()
-        n_neighbors = min(params.n_neighbors, samples.n_samples - 1)
-        knn_indices, knn_distances = knn_graph(
-            codes, n_neighbors, seed=self.seed, verbose=self.verbose
-        )
-        timings["knn"] = _lap(stage, "k-nearest neighbours", self.verbose)
-        stage = time.perf_counter()
-        embedding = umap_embedding(
-            codes.cpu().numpy(),
-            knn_indices,
-            knn_distances,
-            n_components=params.umap_components,
-            n_epochs=params.umap_epochs,
-            seed=self.seed,
-            verbose=self.verbose,
-        )
-        timings["umap"] = _lap(stage, "UMAP", self.verbose)
-        stage = time.perf_counter()
-        labels, centroids = _mixture(
-            embedding, self.n_clusters, params.mixture_inits, self.seed, self.verbose
-        )
-        timings["mixture"] = _lap(stage, "Gaussian mixture", self.verbose)
+        _add_lap(timings, "features", stage, "features", self.verbose)
+        clusters = self._clusters(codes, timings)
+        for _ in range(params.refine_rounds if len(samples.input_shape) == 3 else 0):
+            stage = time.perf_counter()
+            hidden = _unit(self._network_features(samples, clusters, generator).sqrt_())
+            _add_lap(timings, "refine", stage, "network features", self.verbose)
+            both = torch.cat([_unit(codes.clone()), hidden], 1)
+            del hidden  # (70,000 28x28 images: 0.4 GB)
+            clusters = self._clusters(both, timings)
+        labels, centroids, knn_indices, embedding = clusters
         first = accumulate_labels(samples, labels, self.n_clusters, 8192)
         means = centroid_means(first.sums, first.weights, torch.zeros_like(first.sums))
         return FirstClusters(
@@ -291,6 +294,70 @@ class LearnedStart:
             },
             info={"timings": timings},
         )
+
+    def _clusters(self, codes: torch.Tensor, timings: dict[str, float]) -> _Clusters:
+        """The k-NN graph of ``codes`` (n, f), UMAP's layout of it and the mixture's
+        clusters on the layout; each stage's seconds added to ``timings``."""
+        params, stage = self.params, time.perf_counter()
+        n_neighbors = min(params.n_neighbors, codes.shape[0] - 1)
+        knn_indices, knn_distances = knn_graph(
+            codes, n_neighbors, seed=self.seed, verbose=self.verbose
+        )
+        _add_lap(timings, "knn", stage, "k-nearest neighbours", self.verbose)
+        stage = time.perf_counter()
+        embedding = umap_embedding(
+            codes.cpu().numpy(),
+            knn_indices,
+            knn_distances,
+            n_components=params.umap_components,
+            n_epochs=params.umap_epochs,
+            seed=self.seed,
+            verbose=self.verbose,
+        )
+        _add_lap(timings, "umap", stage, "UMAP", self.verbose)
+        stage = time.perf_counter()
+        labels, centroids = _mixture(
+            embedding, self.n_clusters, params.mixture_inits, self.seed, self.verbose
+        )
+        _add_lap(timings, "mixture", stage, "Gaussian mixture", self.verbose)
+        return labels, centroids, knn_indices, embedding
+
+    def _network_features(
+        self, samples: SampleBatches, clusters: _Clusters, generator: torch.Generator
+    ) -> torch.Tensor:
+        """A fresh network trained on ``clusters`` as step 2 trains the loop's
+        (:class:`ConfidentTeacher`), and its hidden features of every sample (n, h),
+        non-negative (they follow a ReLU and max pooling)."""
+        labels, centroids, knn_indices, embedding = clusters
+        network = make_network(LEARNED_NETWORK, samples.input_shape, self.n_clusters)
+        network = network.to(device=samples.device, dtype=samples.dtype)
+        members = confident_members(
+            labels.numpy(),
+            torch.from_numpy(knn_indices[:, 1:].copy()),
+            embedding,
+            centroids.numpy(),
+            self.n_clusters,
+            self.params.confident_fraction,
+        )
+        _train(
+            network,
+            samples,
+            labels.numpy(),
+            members,
+            self.params,
+            generator,
+            self.bfloat16,
+            self.verbose,
+        )
+        hidden = None
+        with torch.no_grad():
+            for offset, rows in samples(1024):
+                batch = network.hidden(samples.as_input(rows))
+                if hidden is None:
+                    shape = (samples.n_samples, batch.shape[1])
+                    hidden = torch.empty(shape, dtype=torch.float32, device=batch.device)
+                hidden[offset : offset + len(batch)] = batch
+        return hidden.clamp_min_(0)
 
     def _codes(self, samples: SampleBatches, generator: torch.Generator) -> torch.Tensor:
         """The samples in the space of the neighbour graph (n, f): images' gradient
@@ -590,8 +657,14 @@ def _cluster_means(
     return centroid_means(sums, mass, previous)
 
 
-def _lap(stage: float, name: str, verbose: int) -> float:
+def _unit(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` (n, f) scaled to unit length in place (zero rows stay zero)."""
+    return rows.div_(rows.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+
+
+def _add_lap(timings: dict[str, float], key: str, stage: float, name: str, verbose: int) -> None:
+    """The seconds since ``stage`` added to ``timings[key]`` (and shown as ``name``)."""
     seconds = time.perf_counter() - stage
     if verbose:
         progress.line(f"{name}: {seconds:.1f} s")
-    return seconds
+    timings[key] = timings.get(key, 0.0) + seconds
