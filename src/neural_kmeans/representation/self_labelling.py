@@ -331,23 +331,14 @@ class LearnedStart:
         labels, centroids, knn_indices, embedding = clusters
         network = make_network(LEARNED_NETWORK, samples.input_shape, self.n_clusters)
         network = network.to(device=samples.device, dtype=samples.dtype)
-        members = confident_members(
-            labels.numpy(),
+        ConfidentTeacher(self.params, self.bfloat16, self.verbose).teach(
+            network,
+            samples,
+            labels,
             torch.from_numpy(knn_indices[:, 1:].copy()),
             embedding,
             centroids.numpy(),
-            self.n_clusters,
-            self.params.confident_fraction,
-        )
-        _train(
-            network,
-            samples,
-            labels.numpy(),
-            members,
-            self.params,
             generator,
-            self.bfloat16,
-            self.verbose,
         )
         hidden = None
         with torch.no_grad():
@@ -405,29 +396,51 @@ class ConfidentTeacher:
     verbose: int = 0
 
     def __call__(self, state: LoopState, samples: SampleBatches) -> dict[str, Any]:
-        labels = state.labels.numpy()
-        members = confident_members(
-            labels,
+        generator = torch.Generator()
+        generator.set_state(state.extras["generator"])
+        loss, confident = self.teach(
+            state.network,
+            samples,
+            state.labels,
             state.extras["neighbours"],
             state.extras["embedding"].numpy(),
             state.centroids.cpu().numpy(),
-            state.centroids.shape[0],
+            generator,
+        )
+        state.extras["generator"] = generator.get_state()
+        return {"loss": loss, "confident": confident}
+
+    def teach(
+        self,
+        network: nn.Module,
+        samples: SampleBatches,
+        labels: torch.Tensor,
+        neighbours: torch.Tensor,
+        embedding: np.ndarray,
+        centroids: np.ndarray,
+        generator: torch.Generator,
+    ) -> tuple[float, int]:
+        """Train ``network`` on the confident members of the clusters ``labels`` (n,)
+        (:func:`confident_members`); returns the last loss and the members' count."""
+        members = confident_members(
+            labels.numpy(),
+            neighbours,
+            embedding,
+            centroids,
+            centroids.shape[0],
             self.params.confident_fraction,
         )
-        generator = torch.Generator()
-        generator.set_state(state.extras["generator"])
         loss = _train(
-            state.network,
+            network,
             samples,
-            labels,
+            labels.numpy(),
             members,
             self.params,
             generator,
             self.bfloat16,
             self.verbose,
         )
-        state.extras["generator"] = generator.get_state()
-        return {"loss": loss, "confident": int(sum(len(m) for m in members))}
+        return loss, int(sum(len(m) for m in members))
 
 
 @dataclass(frozen=True)
