@@ -61,9 +61,9 @@ if TYPE_CHECKING:
     from neural_kmeans.core.state import LoopState
 
 #: The first clusters and what they were found in: labels (n,) int64, the mixture's
-#: centroids (K, m) float64, the k-NN graph's indices (n, k + 1) (each sample first)
-#: and the layout (n, m) float32.
-_Clusters = tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]
+#: centroids (K, m) float64, each sample's k nearest neighbours (n, k) int64 (itself
+#: excluded) and the layout (n, m) float32.
+_Clusters = tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]
 
 
 #: The spaces an image's neighbour graph can be built in (``LearnedParams.image_features``).
@@ -280,7 +280,7 @@ class LearnedStart:
             both = torch.cat([_unit(codes.clone()), hidden], 1)
             del hidden  # (70,000 28x28 images: 0.4 GB)
             clusters = self._clusters(both, timings)
-        labels, centroids, knn_indices, embedding = clusters
+        labels, centroids, neighbours, embedding = clusters
         first = accumulate_labels(samples, labels, self.n_clusters, 8192)
         means = centroid_means(first.sums, first.weights, torch.zeros_like(first.sums))
         return FirstClusters(
@@ -289,7 +289,7 @@ class LearnedStart:
             labels=labels,
             extras={
                 "embedding": torch.from_numpy(embedding),
-                "neighbours": torch.from_numpy(knn_indices[:, 1:].copy()),
+                "neighbours": neighbours,
                 "generator": generator.get_state(),
             },
             info={"timings": timings},
@@ -320,7 +320,7 @@ class LearnedStart:
             embedding, self.n_clusters, params.mixture_inits, self.seed, self.verbose
         )
         _add_lap(timings, "mixture", stage, "Gaussian mixture", self.verbose)
-        return labels, centroids, knn_indices, embedding
+        return labels, centroids, torch.from_numpy(knn_indices[:, 1:].copy()), embedding
 
     def _network_features(
         self, samples: SampleBatches, clusters: _Clusters, generator: torch.Generator
@@ -328,14 +328,14 @@ class LearnedStart:
         """A fresh network trained on ``clusters`` as step 2 trains the loop's
         (:class:`ConfidentTeacher`), and its hidden features of every sample (n, h),
         non-negative (they follow a ReLU and max pooling)."""
-        labels, centroids, knn_indices, embedding = clusters
+        labels, centroids, neighbours, embedding = clusters
         network = make_network(LEARNED_NETWORK, samples.input_shape, self.n_clusters)
         network = network.to(device=samples.device, dtype=samples.dtype)
         ConfidentTeacher(self.params, self.bfloat16, self.verbose).teach(
             network,
             samples,
             labels,
-            torch.from_numpy(knn_indices[:, 1:].copy()),
+            neighbours,
             embedding,
             centroids.numpy(),
             generator,
