@@ -340,15 +340,8 @@ class LearnedStart:
             centroids.numpy(),
             generator,
         )
-        hidden = None
-        with torch.no_grad():
-            for offset, rows in samples(1024):
-                batch = network.hidden(samples.as_input(rows))
-                if hidden is None:
-                    shape = (samples.n_samples, batch.shape[1])
-                    hidden = torch.empty(shape, dtype=torch.float32, device=batch.device)
-                hidden[offset : offset + len(batch)] = batch
-        return hidden.clamp_min_(0)
+        batches = (samples.as_input(rows) for _, rows in samples(1024))
+        return encode(network.hidden, batches, samples.n_samples).clamp_min_(0)
 
     def _codes(self, samples: SampleBatches, generator: torch.Generator) -> torch.Tensor:
         """The samples in the space of the neighbour graph (n, f): images' gradient
@@ -383,7 +376,8 @@ class LearnedStart:
             generator=generator,
             verbose=self.verbose,
         )
-        return encode(autoencoder.encoder, (autoencoder_input(r) for _, r in samples(8192)))
+        batches = (autoencoder_input(rows) for _, rows in samples(8192))
+        return encode(autoencoder.encoder, batches, samples.n_samples)
 
 
 @dataclass(frozen=True)
