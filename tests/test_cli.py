@@ -687,3 +687,28 @@ def test_missing_umap_is_refused_before_any_work(
     assert "needs umap-learn: pip install 'neural-kmeans[learned]'" in err
     assert "missing.npz" not in err and not out
     assert not (tmp_path / "o").exists()
+
+
+def test_learned_params_reach_the_learned_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--learned-params`` is the estimator's ``learned_params``: the second search for
+    the first clusters it asks for runs (its stage line shows) and results.json records
+    it; a name that is no parameter is refused before any work (status 2, one line)."""
+    from sklearn.datasets import load_digits
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=load_digits().images[:400])
+    params = {"refine_rounds": 1, "umap_epochs": 30, "mixture_inits": 1, "steps_per_iter": 40}
+    out = tmp_path / "l"
+    status, _, err = run_cli(capsys, "run", "--dataset", path, "--method", "learned",
+                             "--learned-params", json.dumps(params), "--clusters", "10",
+                             "--out", out)  # fmt: skip
+    assert status == 0, err
+    assert "network features:" in err and "UMAP:" in err
+    assert json.loads((out / "results.json").read_text())["config"]["learned_params"] == params
+    status, out_text, err = run_cli(capsys, "run", "--dataset", path, "--method", "learned",
+                                    "--learned-params", '{"refine_round": 1}',
+                                    "--out", tmp_path / "o")  # fmt: skip
+    assert status == 2 and err.count("\n") == 1 and "unknown names 'refine_round'" in err, err
+    assert not (tmp_path / "o").exists() and not out_text

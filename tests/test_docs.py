@@ -72,7 +72,7 @@ def _leaf(value: object, kinds: str) -> bool:
             value is None or (isinstance(value, dict) and set(value) == METRICS)
         ):
             return True
-        types = {"str": str, "int": int, "float": (int, float), "bool": bool}
+        types = {"str": str, "int": int, "float": (int, float), "bool": bool, "object": dict}
         if (
             kind in types
             and isinstance(value, types[kind])

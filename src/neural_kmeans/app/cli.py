@@ -14,6 +14,7 @@ file), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -72,6 +73,20 @@ _positive_int = _bounded_int(1, 10**9, "a positive integer")
 _seed = _bounded_int(0, 2**32 - 1, "a seed between 0 and 2**32-1")
 _threads = _bounded_int(0, max(os.cpu_count() or 1, 1), f"0 (automatic) to {os.cpu_count()}")
 _FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _learned_params(text: str) -> dict:
+    """A JSON object of the learned mode's parameters, checked as the estimator checks it."""
+    from neural_kmeans.representation.self_labelling import learned_params
+
+    try:
+        value = json.loads(text)
+        learned_params(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}") from None
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
 
 
 def _n_init(text: str) -> str | int:
@@ -198,6 +213,14 @@ OPTIONS: dict[str, Option] = {
         metavar="N",
         help="inference batch (default: 256 for the CNN on a CPU, else 4096)",
     ),
+    "learned_params": _option(
+        "--learned-params",
+        "the loop",
+        type=_learned_params,
+        metavar="JSON",
+        help="the learned method's parameters (NeuralKMeans' learned_params), for example "
+        "'{\"refine_rounds\": 1}'; --max-iter and --tol given beside take precedence",
+    ),
     "device": _option(
         "--device", "the loop", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N"
     ),
@@ -226,6 +249,7 @@ OPTIONS: dict[str, Option] = {
 #: Options shared by the fitting commands.
 _DATA = ("dataset", "data_dir", "label_column")
 _LOOP = ("init", "n_init", "max_iter", "tol", "steps_per_iter", "learning_rate", "batch_size")
+_LEARNED = (*_LOOP, "learned_params")
 _OUTPUT = ("out", "overwrite", "quiet", "threads")
 
 
@@ -349,7 +373,7 @@ COMMANDS: dict[str, Command] = {
         "scikit-learn's KMeans on the same data with the same first centroids' rule.\n\n"
         "Writes into --out: results.json, labels.npy, history.png, confusion.png (with "
         "labels), centroids/iter_*.png and centroids.gif (images), clusters.png (2-D rows).",
-        (*_DATA, "clusters", "seed", "method", *_LOOP, "device", "no_kmeans", *_OUTPUT),
+        (*_DATA, "clusters", "seed", "method", *_LEARNED, "device", "no_kmeans", *_OUTPUT),
         extra=_add_run_options,
     ),
     "predict": Command(
@@ -365,7 +389,7 @@ COMMANDS: dict[str, Command] = {
         "Fit every method with every seed and report each metric and the fit's seconds as "
         "mean ± standard deviation over the seeds, on the test split when there is one.\n\n"
         "Writes compare.json and compare.md into --out.",
-        (*_DATA, "clusters", "seed", "methods", *_LOOP, "device", *_OUTPUT),
+        (*_DATA, "clusters", "seed", "methods", *_LEARNED, "device", *_OUTPUT),
         overrides={
             "seed": {"nargs": "+", "default": [0, 1, 2]},
             "methods": {
@@ -379,7 +403,7 @@ COMMANDS: dict[str, Command] = {
         "there are any, and always by inertia, silhouette (on at most 2,000 samples) and "
         "stability (the agreement of the seeds' clusterings, adjusted Rand index).\n\n"
         "Writes sweep.json, sweep.md and one sweep_<metric>.png per metric.",
-        (*_DATA, "clusters", "seed", "methods", *_LOOP, "device", *_OUTPUT),
+        (*_DATA, "clusters", "seed", "methods", *_LEARNED, "device", *_OUTPUT),
         overrides={
             "clusters": {"nargs": "+", "default": list(SEED_CLUSTERS), "help": "the values of K"},
             "seed": {"nargs": "+", "default": [0, 1, 2]},

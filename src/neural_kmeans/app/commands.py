@@ -56,6 +56,7 @@ _USERS = {
     "steps_per_iter": ("cnn", "mlp", "linear"),
     "learning_rate": ("cnn", "mlp", "linear"),
     "batch_size": ("cnn", "mlp", "linear", "nearest-centroid", "learned"),
+    "learned_params": ("learned",),
 }
 
 
@@ -133,7 +134,10 @@ def _settings(
     """The settings behind a document: the loop's options as given (None: each method's
     default), each method's most iterations, K-means' settings, the runtime, the command."""
     neural = [m for m in methods if m != ex.KMEANS]
-    given = ("init", "n_init", "tol", "steps_per_iter", "learning_rate", "batch_size", "device")
+    given = (
+        *("init", "n_init", "tol", "steps_per_iter", "learning_rate", "batch_size"),
+        *("learned_params", "device"),
+    )
     return {
         "methods": list(methods),
         **{name: getattr(config, name) for name in given},

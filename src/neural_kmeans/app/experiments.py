@@ -64,6 +64,7 @@ class NeuralConfig:
     batch_size: int | None = None
     device: str = "auto"
     features: str = "pixels"
+    learned_params: dict[str, Any] | None = None
     checkpoint_dir: str | None = None
     resume: bool = False
     verbose: int = 0
@@ -170,7 +171,8 @@ def _estimator(
     }
     if config.features == LEARNED:
         loop = {k: given.pop(k) for k in ("max_iter", "tol")}
-        learned = {k: v for k, v in loop.items() if v is not None}
+        learned = {**(config.learned_params or {})}
+        learned.update({k: v for k, v in loop.items() if v is not None})
         if config.verbose:  # the stages' progress; the iteration lines are the caller's
             learned["progress"] = True
         options.setdefault("learned_params", learned or None)
@@ -329,7 +331,8 @@ def max_iterations(config: NeuralConfig) -> int:
     if config.features == LEARNED:
         from neural_kmeans.representation.self_labelling import LearnedParams
 
-        return config.max_iter or LearnedParams().max_iter
+        given = (config.learned_params or {}).get("max_iter")
+        return config.max_iter or given or LearnedParams().max_iter
     if config.max_iter is not None:
         return config.max_iter
     return 300 if config.network == "nearest-centroid" else 20
