@@ -9,7 +9,10 @@ this mode passes its own three parts:
    k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`: exact
    up to 50,000 samples), UMAP's layout of it
    (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
-   layout: its clusters are the first labels, their means the first centroids (with
+   layout (:mod:`~neural_kmeans.representation.mixture`), each region of touching
+   clusters then laid out and cut again alone
+   (:mod:`~neural_kmeans.representation.regions`): its clusters are the first labels,
+   their means the first centroids (with
    ``refine_rounds``, for images, a network then learns them as step 2 does, and the
    graph, layout and mixture are made again from the histograms beside that network's
    hidden features);
@@ -55,7 +58,9 @@ from neural_kmeans.representation.autoencoder import (
 )
 from neural_kmeans.representation.gradients import histogram_features
 from neural_kmeans.representation.layout import umap_embedding
+from neural_kmeans.representation.mixture import cluster_means, mixture_clusters
 from neural_kmeans.representation.neighbours import knn_graph
+from neural_kmeans.representation.regions import linked_groups
 
 if TYPE_CHECKING:
     from neural_kmeans.core.state import LoopState
@@ -104,6 +109,10 @@ class LearnedParams:
         are made again from the first space beside that network's hidden features
         (DeepCluster's alternation; rows take none). Measured (docs/learned.md): NMI a
         little higher, ACC as before, the fit about 1.8 times as long; 0 by default.
+    region_share : two clusters whose samples' neighbour edges go to each other at this
+        share or more (the mean of both directions) are in one region; each region is
+        laid out and cut again alone into as many clusters
+        (:mod:`~neural_kmeans.representation.regions`); None: no region is.
     balanced_batches : draw each cluster equally often (class-balanced mini-batches)
         instead of in proportion to its size (:class:`MemberDraws`).
     max_rotation, max_shift : image augmentation (degrees; fraction of the side).
@@ -133,6 +142,7 @@ class LearnedParams:
     learning_rate: float = 3e-3
     confident_fraction: float = 0.95
     refine_rounds: int = 0
+    region_share: float | None = 0.01
     balanced_batches: bool = False
     max_rotation: float = 10.0
     max_shift: float = 0.07
@@ -223,6 +233,7 @@ def learned_params_constraints() -> dict[str, list]:
         "learning_rate": amount(0, closed="neither"),
         "confident_fraction": amount(0, 1, closed="right"),
         "refine_rounds": count(0),
+        "region_share": [*amount(0, 1, closed="right"), None],
         "balanced_batches": ["boolean"],
         "max_rotation": amount(0, 180, closed="both"),
         "max_shift": amount(0, 1, closed="both"),
@@ -296,14 +307,36 @@ class LearnedStart:
         )
 
     def _clusters(self, codes: torch.Tensor, timings: dict[str, float]) -> _Clusters:
+        """The clusters of ``codes`` (n, f) on their layout (:meth:`_layout`), then each
+        region of touching clusters (:func:`linked_groups`) laid out and cut again alone
+        into as many clusters; each stage's seconds added to ``timings``."""
+        labels, centroids, neighbours, embedding = self._layout(
+            codes, self.n_clusters, timings, self.verbose
+        )
+        share, stage = self.params.region_share, time.perf_counter()
+        groups = [] if share is None else linked_groups(labels, neighbours, self.n_clusters, share)
+        for group in groups:
+            members = torch.from_numpy(np.flatnonzero(np.isin(labels.numpy(), group)))
+            if len(group) == self.n_clusters or len(members) <= self.params.n_neighbors:
+                continue  # the whole layout again, or too few samples for a graph
+            inner = self._layout(codes[members.to(codes.device)], len(group), {}, 0)[0]
+            labels[members] = torch.from_numpy(group)[inner]
+            if self.verbose:
+                progress.line(f"region of clusters {', '.join(map(str, group))} laid out again")
+        if groups:
+            centroids = cluster_means(torch.from_numpy(embedding), labels, None, centroids)
+            _add_lap(timings, "regions", stage, "regions", self.verbose)
+        return labels, centroids, neighbours, embedding
+
+    def _layout(
+        self, codes: torch.Tensor, n_clusters: int, timings: dict[str, float], verbose: int
+    ) -> _Clusters:
         """The k-NN graph of ``codes`` (n, f), UMAP's layout of it and the mixture's
-        clusters on the layout; each stage's seconds added to ``timings``."""
+        ``n_clusters`` clusters on the layout; each stage's seconds added to ``timings``."""
         params, stage = self.params, time.perf_counter()
         n_neighbors = min(params.n_neighbors, codes.shape[0] - 1)
-        knn_indices, knn_distances = knn_graph(
-            codes, n_neighbors, seed=self.seed, verbose=self.verbose
-        )
-        _add_lap(timings, "knn", stage, "k-nearest neighbours", self.verbose)
+        knn_indices, knn_distances = knn_graph(codes, n_neighbors, seed=self.seed, verbose=verbose)
+        _add_lap(timings, "knn", stage, "k-nearest neighbours", verbose)
         stage = time.perf_counter()
         embedding = umap_embedding(
             codes.cpu().numpy(),
@@ -312,14 +345,14 @@ class LearnedStart:
             n_components=params.umap_components,
             n_epochs=params.umap_epochs,
             seed=self.seed,
-            verbose=self.verbose,
+            verbose=verbose,
         )
-        _add_lap(timings, "umap", stage, "UMAP", self.verbose)
+        _add_lap(timings, "umap", stage, "UMAP", verbose)
         stage = time.perf_counter()
-        labels, centroids = _mixture(
-            embedding, self.n_clusters, params.mixture_inits, self.seed, self.verbose
+        labels, centroids = mixture_clusters(
+            embedding, n_clusters, params.mixture_inits, self.seed, verbose
         )
-        _add_lap(timings, "mixture", stage, "Gaussian mixture", self.verbose)
+        _add_lap(timings, "mixture", stage, "Gaussian mixture", verbose)
         return labels, centroids, torch.from_numpy(knn_indices[:, 1:].copy()), embedding
 
     def _network_features(
@@ -445,7 +478,7 @@ class EmbeddingSpace:
     def __call__(
         self, state: LoopState, assignment: Assignment, samples: SampleBatches, batch_size: int
     ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
-        centroids = _cluster_means(
+        centroids = cluster_means(
             state.extras["embedding"], assignment.labels, samples.weights, state.centroids.cpu()
         )
         means = centroid_means(assignment.sums, assignment.weights, state.means)
@@ -608,60 +641,6 @@ def _draw(cumulative: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """The index whose share of the cumulative weights holds ``uniform`` (in [0, 1))."""
     index = torch.searchsorted(cumulative, uniform * cumulative[-1], right=True)
     return index.clamp(max=len(cumulative) - 1).double()
-
-
-def _mixture(
-    embedding: np.ndarray, n_clusters: int, n_init: int, seed: int, verbose: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A full-covariance Gaussian mixture's clusters (n,) int64 and their means (K, m)
-    float64 in the embedding (an empty cluster keeps the component's mean): ``n_init``
-    fits from k-means starts drawn from one seeded stream (scikit-learn's ``n_init``),
-    the highest likelihood kept.
-
-    The fits run single-threaded: with the small matrices of a mixture, scikit-learn's
-    threads only wait on each other, and on a busy machine they made the fits 10-20x
-    slower (measured: 0.45 s against 4-10 s a fit, 10,000 points).
-    """
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
-
-    draws = np.random.RandomState(seed)
-    best, best_bound = None, -np.inf
-    shown = progress.bar(n_init, "Gaussian mixture", enabled=bool(verbose), unit="fit")
-    with threadpool_limits(1):
-        for _ in range(n_init):
-            mixture = GaussianMixture(n_clusters, covariance_type="full", random_state=draws)
-            mixture.fit(embedding)
-            if best is None or mixture.lower_bound_ > best_bound:
-                best, best_bound = mixture, mixture.lower_bound_
-            shown.update(1)
-        labels = torch.from_numpy(best.predict(embedding).astype(np.int64))
-    shown.close()
-    means = torch.from_numpy(best.means_)
-    return labels, _cluster_means(torch.from_numpy(embedding), labels, None, means)
-
-
-def _cluster_means(
-    points: torch.Tensor,
-    labels: torch.Tensor,
-    weights: np.ndarray | None,
-    previous: torch.Tensor,
-) -> torch.Tensor:
-    """The clusters' (weighted) means (K, m) float64 of ``points`` (n, m); an empty
-    cluster keeps its ``previous`` row."""
-    points = points.double()
-    if weights is not None:
-        points = points * torch.from_numpy(weights).unsqueeze(1)
-    n_clusters = previous.shape[0]
-    sums = torch.zeros(n_clusters, points.shape[1], dtype=torch.float64).index_add_(
-        0, labels, points
-    )
-    if weights is None:
-        mass = torch.bincount(labels, minlength=n_clusters).double()
-    else:
-        mass = torch.zeros(n_clusters, dtype=torch.float64)
-        mass.index_add_(0, labels, torch.from_numpy(weights))
-    return centroid_means(sums, mass, previous)
 
 
 def _unit(rows: torch.Tensor) -> torch.Tensor:
