@@ -317,8 +317,10 @@ class LearnedStart:
         groups = [] if share is None else linked_groups(labels, neighbours, self.n_clusters, share)
         for group in groups:
             members = torch.from_numpy(np.flatnonzero(np.isin(labels.numpy(), group)))
-            if len(group) == self.n_clusters or len(members) <= self.params.n_neighbors:
-                continue  # the whole layout again, or too few samples for a graph
+            if len(group) == self.n_clusters or len(members) <= max(
+                self.params.n_neighbors, len(group)
+            ):
+                continue  # the whole layout again, or too few samples for a graph or mixture
             inner = self._layout(codes[members.to(codes.device)], len(group), {}, 0)[0]
             labels[members] = torch.from_numpy(group)[inner]
             if self.verbose:
