@@ -11,7 +11,8 @@ this mode passes its own three parts:
    (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
    layout (:mod:`~neural_kmeans.representation.mixture`), each region of touching
    clusters then laid out and cut again alone
-   (:mod:`~neural_kmeans.representation.regions`): its clusters are the first labels,
+   (:mod:`~neural_kmeans.representation.regions`), for images a second time beside the
+   hidden features of a network trained on them: its clusters are the first labels,
    their means the first centroids (with
    ``refine_rounds``, for images, a network then learns them as step 2 does, and the
    graph, layout and mixture are made again from the histograms beside that network's
@@ -113,6 +114,10 @@ class LearnedParams:
         share or more (the mean of both directions) are in one region; each region is
         laid out and cut again alone into as many clusters
         (:mod:`~neural_kmeans.representation.regions`); None: no region is.
+    region_network : for images, the regions are then laid out and cut a second time,
+        in the first space beside the hidden features of a fresh network trained on
+        the clusters as step 2 trains (as ``refine_rounds`` does, for the regions
+        alone; rows and fits without a region skip it).
     balanced_batches : draw each cluster equally often (class-balanced mini-batches)
         instead of in proportion to its size (:class:`MemberDraws`).
     max_rotation, max_shift : image augmentation (degrees; fraction of the side).
@@ -143,6 +148,7 @@ class LearnedParams:
     confident_fraction: float = 0.95
     refine_rounds: int = 0
     region_share: float | None = 0.01
+    region_network: bool = True
     balanced_batches: bool = False
     max_rotation: float = 10.0
     max_shift: float = 0.07
@@ -234,6 +240,7 @@ def learned_params_constraints() -> dict[str, list]:
         "confident_fraction": amount(0, 1, closed="right"),
         "refine_rounds": count(0),
         "region_share": [*amount(0, 1, closed="right"), None],
+        "region_network": ["boolean"],
         "balanced_batches": ["boolean"],
         "max_rotation": amount(0, 180, closed="both"),
         "max_shift": amount(0, 1, closed="both"),
@@ -284,12 +291,13 @@ class LearnedStart:
         codes = self._codes(samples, generator)
         _add_lap(timings, "features", stage, "features", self.verbose)
         clusters = self._clusters(codes, timings)
-        for _ in range(params.refine_rounds if len(samples.input_shape) == 3 else 0):
-            stage = time.perf_counter()
-            hidden = _unit(self._network_features(samples, clusters, generator).sqrt_())
-            _add_lap(timings, "refine", stage, "network features", self.verbose)
-            both = torch.cat([_unit(codes.clone()), hidden], 1)
-            del hidden  # (70,000 28x28 images: 0.4 GB)
+        images = len(samples.input_shape) == 3
+        groups = self._groups(clusters) if images and params.region_network else []
+        if groups:
+            both = self._beside_network(samples, codes, clusters, generator, timings, "network")
+            clusters = self._regions(both, clusters, groups, timings)
+        for _ in range(params.refine_rounds if images else 0):
+            both = self._beside_network(samples, codes, clusters, generator, timings, "refine")
             clusters = self._clusters(both, timings)
         labels, centroids, neighbours, embedding = clusters
         first = accumulate_labels(samples, labels, self.n_clusters, 8192)
@@ -308,19 +316,36 @@ class LearnedStart:
 
     def _clusters(self, codes: torch.Tensor, timings: dict[str, float]) -> _Clusters:
         """The clusters of ``codes`` (n, f) on their layout (:meth:`_layout`), then each
-        region of touching clusters (:func:`linked_groups`) laid out and cut again alone
-        into as many clusters; each stage's seconds added to ``timings``."""
-        labels, centroids, neighbours, embedding = self._layout(
-            codes, self.n_clusters, timings, self.verbose
-        )
-        share, stage = self.params.region_share, time.perf_counter()
+        region of touching clusters (:meth:`_groups`) laid out and cut again alone into
+        as many clusters; each stage's seconds added to ``timings``."""
+        clusters = self._layout(codes, self.n_clusters, timings, self.verbose)
+        return self._regions(codes, clusters, self._groups(clusters), timings)
+
+    def _groups(self, clusters: _Clusters) -> list[np.ndarray]:
+        """The regions of touching clusters to lay out again (:func:`linked_groups`;
+        none without ``region_share``), less a region of every cluster (the whole layout
+        again) and those with too few samples for a graph or a mixture."""
+        labels, _, neighbours, _ = clusters
+        share, sizes = self.params.region_share, np.bincount(labels.numpy(), None, self.n_clusters)
         groups = [] if share is None else linked_groups(labels, neighbours, self.n_clusters, share)
+        least = self.params.n_neighbors
+        return [
+            g for g in groups if len(g) < self.n_clusters and sizes[g].sum() > max(least, len(g))
+        ]
+
+    def _regions(
+        self,
+        codes: torch.Tensor,
+        clusters: _Clusters,
+        groups: list[np.ndarray],
+        timings: dict[str, float],
+    ) -> _Clusters:
+        """``clusters`` with each group's samples laid out and cut again alone in
+        ``codes`` (n, f) into as many clusters (:meth:`_layout`)."""
+        labels, centroids, neighbours, embedding = clusters
+        stage = time.perf_counter()
         for group in groups:
             members = torch.from_numpy(np.flatnonzero(np.isin(labels.numpy(), group)))
-            if len(group) == self.n_clusters or len(members) <= max(
-                self.params.n_neighbors, len(group)
-            ):
-                continue  # the whole layout again, or too few samples for a graph or mixture
             inner = self._layout(codes[members.to(codes.device)], len(group), {}, 0)[0]
             labels[members] = torch.from_numpy(group)[inner]
             if self.verbose:
@@ -329,6 +354,23 @@ class LearnedStart:
             centroids = cluster_means(torch.from_numpy(embedding), labels, None, centroids)
             _add_lap(timings, "regions", stage, "regions", self.verbose)
         return labels, centroids, neighbours, embedding
+
+    def _beside_network(
+        self,
+        samples: SampleBatches,
+        codes: torch.Tensor,
+        clusters: _Clusters,
+        generator: torch.Generator,
+        timings: dict[str, float],
+        key: str,
+    ) -> torch.Tensor:
+        """``codes`` (n, f) beside the hidden features of a fresh network trained on
+        ``clusters`` (:meth:`_network_features`), each part of unit length (n, f + h);
+        the network's seconds added to ``timings[key]``."""
+        stage = time.perf_counter()
+        hidden = _unit(self._network_features(samples, clusters, generator).sqrt_())
+        _add_lap(timings, key, stage, "network features", self.verbose)
+        return torch.cat([_unit(codes.clone()), hidden], 1)
 
     def _layout(
         self, codes: torch.Tensor, n_clusters: int, timings: dict[str, float], verbose: int
