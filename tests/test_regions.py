@@ -70,3 +70,40 @@ def test_regions_part_the_digits_that_one_layout_merged(digits) -> None:
         10, features="learned", random_state=3, learned_params={"region_share": None}
     ).fit(X)
     assert "regions" not in alone.timings_
+
+
+@pytest.mark.parametrize(
+    ("shape", "region_network", "passes"), [((8, 8), True, 2), ((8, 8), False, 1), ((64,), True, 1)]
+)
+def test_images_cut_their_regions_again_beside_a_networks_features(
+    digits, monkeypatch, shape, region_network, passes
+) -> None:
+    """region_network: for images, the regions found in the first space are cut a
+    second time in that space beside a network's hidden features; only their samples
+    can change cluster (the others keep their labels: the second pass writes the
+    regions' members alone). Rows, and ``region_network=False``, take one pass."""
+    import neural_kmeans.representation.self_labelling as self_labelling
+
+    calls = []
+    regions = self_labelling.LearnedStart._regions
+
+    def recorded(start, codes, clusters, groups, timings):
+        before = clusters[0].clone()
+        out = regions(start, codes, clusters, groups, timings)
+        calls.append((codes.shape[1], [g.tolist() for g in groups], before, out[0].clone()))
+        return out
+
+    monkeypatch.setattr(self_labelling.LearnedStart, "_regions", recorded)
+    X = digits[0].reshape(-1, *shape)
+    params = {"umap_epochs": 100, "steps_per_iter": 50, "region_network": region_network}
+    model = NeuralKMeans(10, features="learned", random_state=3, learned_params=params).fit(X)
+    assert len(calls) == passes
+    assert ("network" in model.timings_) == (passes == 2)
+    if len(shape) == 2:
+        assert calls[0][1], "this seed's layout of the digits has a region (the 1s and 8s)"
+    if passes == 2:
+        (width, groups, _, first), (wider, again, before, after) = calls
+        assert again == groups and wider > width
+        assert torch.equal(before, first)
+        outside = torch.from_numpy(~np.isin(first.numpy(), np.concatenate(groups)))
+        assert torch.equal(after[outside], first[outside])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 __all__ = ["NeuralKMeans", "__version__", "evaluate", "load_dataset"]
 
 _LAZY = {
