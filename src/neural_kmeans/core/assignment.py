@@ -63,9 +63,9 @@ def fold_standardization(network: nn.Module) -> nn.Module | None:
     if not isinstance(standardize, Standardize) or not isinstance(body, nn.Sequential):
         return None
     layers = list(body)
-    if len(layers) < 2 or not isinstance(layers[0], nn.Flatten):
-        return None
-    if not isinstance(layers[1], nn.Linear):
+    if len(layers) < 2 or not (
+        isinstance(layers[0], nn.Flatten) and isinstance(layers[1], nn.Linear)
+    ):
         return None
     first = copy.deepcopy(layers[1])
     with torch.no_grad():

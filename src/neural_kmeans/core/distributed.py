@@ -74,17 +74,16 @@ def sum_over_processes(value: float) -> float:
     """``value`` summed over the process group's processes (itself when alone)."""
     if not is_distributed():
         return value
-    total = torch.tensor(
-        [value], dtype=torch.float64, device=_communication_device(torch.device("cpu"))
-    )
+    total = torch.tensor([value], dtype=torch.float64, device=_communication_device())
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return float(total.item())
 
 
-def _communication_device(default: torch.device) -> torch.device:
+def _communication_device() -> torch.device:
+    """NCCL's tensors live on this process's GPU, gloo's on the CPU."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu") if default.type != "cpu" else default
+    return torch.device("cpu")
 
 
 def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
@@ -104,11 +103,11 @@ def combine_assignments(local: Assignment, n_samples: int) -> Assignment:
         inertia when the shards measured theirs.
     """
     size = dist.get_world_size()
-    device = _communication_device(local.sums.device)
+    device = _communication_device()
     # Copies: the all-reduce works in place, and ``local`` is the next pass's ``previous``.
-    sums = local.sums.to(device, copy=True)
-    counts = local.counts.to(device, copy=True)
-    weights = local.weights.to(device, copy=True)
+    sums, counts, weights = (
+        t.to(device, copy=True) for t in (local.sums, local.counts, local.weights)
+    )
     norm = torch.tensor(
         [local.squared_norm, local.inertia or 0.0], dtype=torch.float64, device=device
     )

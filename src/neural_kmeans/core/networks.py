@@ -63,10 +63,9 @@ def cnn(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
 
 def mlp(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
     """One hidden layer of 128 ReLU units: ``d → 128 → K``."""
-    n_features = math.prod(input_shape)
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(n_features, MLP_HIDDEN_UNITS),
+        nn.Linear(math.prod(input_shape), MLP_HIDDEN_UNITS),
         nn.ReLU(),
         nn.Linear(MLP_HIDDEN_UNITS, n_clusters),
     )
@@ -74,8 +73,7 @@ def mlp(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
 
 def linear(input_shape: tuple[int, ...], n_clusters: int) -> nn.Sequential:
     """A single softmax layer: ``d → K``."""
-    n_features = math.prod(input_shape)
-    return nn.Sequential(nn.Flatten(), nn.Linear(n_features, n_clusters))
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), n_clusters))
 
 
 class NearestCentroidNetwork(nn.Module):
@@ -116,8 +114,7 @@ class Standardize(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(x.shape[0], -1)
-        return (flat - self.mean) / self.scale
+        return (x.reshape(x.shape[0], -1) - self.mean) / self.scale
 
 
 #: :class:`LearnedNetwork` sees images of twice this side and more averaged down to
@@ -211,28 +208,6 @@ def resolve_network_name(
     return network
 
 
-def build_network(
-    network: str | NetworkFactory, input_shape: tuple[int, ...], n_clusters: int
-) -> nn.Module:
-    """Build the network named by ``network`` (or call the factory) for ``input_shape``."""
-    if callable(network):
-        module = network(tuple(input_shape), n_clusters)
-        if not isinstance(module, nn.Module):
-            raise TypeError(
-                f"the network factory returned {type(module).__name__}, expected a torch.nn.Module"
-            )
-        _check_factory_module(module, tuple(input_shape), n_clusters)
-        return module
-    try:
-        factory = NETWORK_FACTORIES[network]
-    except KeyError:
-        raise ValueError(
-            f"unknown network {network!r}; choose one of {', '.join(NETWORK_NAMES)} "
-            "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
-        ) from None
-    return factory(tuple(input_shape), n_clusters)
-
-
 def _check_factory_module(module: nn.Module, input_shape: tuple[int, ...], k: int) -> None:
     """A factory's module must map a batch of ``input_shape`` samples to K logits each:
     probed on two zero samples (no gradients, eval mode, which draws no random numbers
@@ -274,9 +249,24 @@ def make_network(
     n_clusters: int,
     standardize: tuple[torch.Tensor, float] | None = None,
 ) -> nn.Module:
-    """:func:`build_network`, behind ``Standardize(mean, scale)`` when ``standardize``
-    is given (the structure that fitting trains and model files rebuild)."""
-    module = build_network(network, input_shape, n_clusters)
+    """Build the network named by ``network`` (or call the factory) for ``input_shape``,
+    behind ``Standardize(mean, scale)`` when ``standardize`` is given (the structure
+    that fitting trains and model files rebuild)."""
+    input_shape = tuple(input_shape)
+    if callable(network):
+        module = network(input_shape, n_clusters)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"the network factory returned {type(module).__name__}, expected a torch.nn.Module"
+            )
+        _check_factory_module(module, input_shape, n_clusters)
+    elif network in NETWORK_FACTORIES:
+        module = NETWORK_FACTORIES[network](input_shape, n_clusters)
+    else:
+        raise ValueError(
+            f"unknown network {network!r}; choose one of {', '.join(NETWORK_NAMES)} "
+            "or pass a callable (input_shape, n_clusters) -> torch.nn.Module"
+        )
     if standardize is None:
         return module
     return nn.Sequential(Standardize(*standardize), module)

@@ -109,8 +109,6 @@ class FirstClusters:
     labels: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-    restart: int = 0
-    inertia: float | None = None
 
 
 class Start(Protocol):

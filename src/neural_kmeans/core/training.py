@@ -64,11 +64,10 @@ def make_optimizer(network: nn.Module, name: str, learning_rate: float) -> torch
     params = [p for p in network.parameters() if p.requires_grad]
     if not params:
         return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=learning_rate)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=learning_rate)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=learning_rate)
-    raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZER_NAMES)}")
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZER_NAMES)}")
+    return optimizers[name](params, lr=learning_rate)
 
 
 def train_on_centroids(

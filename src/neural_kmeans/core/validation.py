@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-import numbers
 import os
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -281,26 +280,22 @@ def resolve_image_shape(
     ((h, w) or (c, h, w)); 784 features are read as 28x28 greyscale.
     """
     wanted = None if image_shape is None else check_image_shape(image_shape)
-    if len(sample_shape) == 3:
+    if len(sample_shape) in (2, 3):
         found = tuple(int(s) for s in sample_shape)
-    elif len(sample_shape) == 2:
-        found = (1, *(int(s) for s in sample_shape))
-    elif wanted is not None:
-        found = wanted if len(wanted) == 3 else (1, *wanted)
-        if math.prod(found) != sample_shape[0]:
+        found = found if len(found) == 3 else (1, *found)
+        if wanted is not None and found not in (wanted, (1, *wanted)):
             raise ValueError(
-                f"image_shape={wanted} does not fit rows of {sample_shape[0]} features; "
-                "give (h, w) or (c, h, w) whose product is the number of features"
+                f"image_shape={wanted} contradicts the images' shape {tuple(sample_shape)}; "
+                "leave image_shape=None for images (it is read from X) or make them agree"
             )
         return found
-    elif sample_shape[0] == MNIST_FLAT_FEATURES:
-        return (1, 28, 28)
-    else:
-        return None
-    if wanted is not None and (1, *wanted) != found and wanted != found:
+    if wanted is None:
+        return (1, 28, 28) if sample_shape[0] == MNIST_FLAT_FEATURES else None
+    found = wanted if len(wanted) == 3 else (1, *wanted)
+    if math.prod(found) != sample_shape[0]:
         raise ValueError(
-            f"image_shape={wanted} contradicts the images' shape {tuple(sample_shape)}; "
-            "leave image_shape=None for images (it is read from X) or make them agree"
+            f"image_shape={wanted} does not fit rows of {sample_shape[0]} features; "
+            "give (h, w) or (c, h, w) whose product is the number of features"
         )
     return found
 
@@ -313,7 +308,10 @@ def check_image_shape(image_shape: Any) -> tuple[int, ...]:
             f"integers, got {image_shape!r}"
         )
     items = list(image_shape)
-    if len(items) not in (2, 3) or not all(_is_int(s) and s >= 1 for s in items):
+    positive = (
+        isinstance(s, Integral) and not isinstance(s, bool | np.bool_) and s >= 1 for s in items
+    )
+    if len(items) not in (2, 3) or not all(positive):
         raise InvalidParameterError(
             f"image_shape must be a tuple (h, w) or (c, h, w) of positive integers, got "
             f"{tuple(items)!r}; for example image_shape=(28, 28)"
@@ -454,16 +452,13 @@ def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) 
     """
     try:
         given = np.asarray(init, dtype=np.float64)
+        if given.ndim == 0:
+            raise ValueError("a single number")
     except (TypeError, ValueError):
         raise InvalidParameterError(
             "init must be 'random', 'k-means++' or an array of "
             f"{n_clusters} centroids, got {_short(init)}"
         ) from None
-    if given.ndim == 0:
-        raise InvalidParameterError(
-            "init must be 'random', 'k-means++' or an array of "
-            f"{n_clusters} centroids, got {_short(init)}"
-        )
     check_centers_shape(given, n_clusters, n_features, InvalidParameterError)
     flat = given.reshape(n_clusters, -1)
     if not np.isfinite(flat).all():
@@ -646,10 +641,6 @@ def check_network_outputs(
 
 
 # ---------------------------------------------------------------------------- helpers
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

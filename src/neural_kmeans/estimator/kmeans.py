@@ -309,7 +309,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             checkpoints = FitCheckpoints(
                 self.checkpoint_dir, self.get_params(), data, shape, resume
             )
-        if checkpoints is not None:
             checkpoints.max_iter = self._loop_settings(samples).max_iter
         with interrupt_handlers(checkpoints), deterministic_kernels(self.device_):
             best, inertias = self._fit_runs(samples, runs, checkpoints)
