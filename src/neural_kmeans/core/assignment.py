@@ -178,11 +178,8 @@ def accumulate_labels(
 
 
 class _Totals:
-    """Running per-cluster sums of one pass, in float64: each batch's rows, times their
-    weights, added to their cluster's row; or, from the ``previous`` pass's totals, only
-    the rows whose cluster changed, moved from the old cluster's row to the new one's
-    once the pass has given every label. With ``centroids``, also the (weighted)
-    squared distances of the rows to their centroids."""
+    """The running totals of one pass of :func:`assign_and_accumulate` (or of
+    :func:`accumulate_labels`)."""
 
     def __init__(
         self,

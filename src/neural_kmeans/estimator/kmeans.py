@@ -476,7 +476,9 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
     def _loop_settings(self, samples: SampleBatches) -> LoopSettings:
         """``max_iter`` and ``tol`` (scaled by the data's mean variance per feature, as
         scikit-learn's), and the rest."""
-        max_iter, tol = self._max_iter(), self.tol
+        default = KMEANS_MAX_ITER if self._network_name == "nearest-centroid" else TRAINED_MAX_ITER
+        max_iter = default if self.max_iter is None else int(self.max_iter)
+        tol = self.tol
         if self.features == "learned":
             from neural_kmeans.representation.self_labelling import learned_params
 
@@ -493,11 +495,6 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
             verbose=int(self.verbose),
             record_centroids=bool(self.record_centroids),
         )
-
-    def _max_iter(self) -> int:
-        if self.max_iter is not None:
-            return int(self.max_iter)
-        return KMEANS_MAX_ITER if self._network_name == "nearest-centroid" else TRAINED_MAX_ITER
 
     def _n_init_runs(self) -> int:
         """The number of runs ``n_init`` asks for, as scikit-learn counts them."""
@@ -685,9 +682,7 @@ class NeuralKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMix
 def _as_list(callbacks: Callback | Sequence[Callback] | None) -> list[Callback]:
     if callbacks is None:
         return []
-    if callable(callbacks):
-        return [callbacks]
-    return list(callbacks)
+    return [callbacks] if callable(callbacks) else list(callbacks)
 
 
 def _like_input(result: np.ndarray, X: Any) -> Any:
