@@ -84,7 +84,9 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
             f"follow from its image shape {model.image_shape_} and network {name!r}"
         )
     _check_weight_shapes(path, name, model, spec["standardized"], saved)
-    network = _rebuild(name, model, spec["standardized"])
+    standardize = (torch.zeros(model.n_features_in_), 1.0) if spec["standardized"] else None
+    with torch.random.fork_rng(devices=[]):
+        network = make_network(name, model._input_shape(), model.n_clusters, standardize)
     network = network.to(device=model.device_, dtype=model._dtype)
     try:
         network.load_state_dict(saved.weights, strict=True)
@@ -97,14 +99,6 @@ def load(cls: type, path: str | os.PathLike, factory: Callable | None, device: A
     return model
 
 
-def _rebuild(name: Any, model: Any, standardized: bool) -> torch.nn.Module:
-    """The untrained network of a model file, its weights to be loaded (torch's global
-    random state untouched)."""
-    standardize = (torch.zeros(model.n_features_in_), 1.0) if standardized else None
-    with torch.random.fork_rng(devices=[]):
-        return make_network(name, model._input_shape(), model.n_clusters, standardize)
-
-
 def _check_weight_shapes(
     path: Any, name: Any, model: Any, standardized: bool, saved: SavedModel
 ) -> None:
@@ -112,8 +106,11 @@ def _check_weight_shapes(
     must have exactly the saved weights' shapes: a header that asks for more than the
     file holds (a forged ``n_clusters`` or input shape) is refused before allocation."""
     try:
-        with torch.device("meta"):
-            skeleton = _rebuild(name, model, standardized)
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            mean = torch.zeros(model.n_features_in_)
+            skeleton = make_network(
+                name, model._input_shape(), model.n_clusters, (mean, 1.0) if standardized else None
+            )
     except (ValueError, TypeError, RuntimeError) as problem:
         raise ModelFileError(
             f"{path} describes a network that cannot be built: {problem}"
