@@ -90,9 +90,6 @@ class FitInterrupted(KeyboardInterrupt):
         self.iteration = iteration
         self.signal_number = signal_number
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 # ----------------------------------------------------------------------- public API
 def checkpoint_path(directory: str | os.PathLike) -> Path:
