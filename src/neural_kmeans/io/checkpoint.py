@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,6 @@ class FitInterrupted(KeyboardInterrupt):
         self.checkpoint_dir = checkpoint_dir
         self.iteration = iteration
         self.signal_number = signal_number
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 # ----------------------------------------------------------------------- public API
@@ -225,11 +223,9 @@ class FitCheckpoints:
             return
         tensors = dict(self.param_tensors)
         for name in _STATE_TENSORS:
-            value = getattr(state, name)
-            if value is not None:
-                tensors[name] = value
-        for name, value in state.extras.items():
-            tensors[f"extras.{name}"] = value
+            if getattr(state, name) is not None:
+                tensors[name] = getattr(state, name)
+        tensors.update({f"extras.{k}": v for k, v in state.extras.items()})
         if state.totals is not None and distributed.rank_and_size()[1] == 1:
             for name in _TOTALS_TENSORS:  # the next pass re-sums the changed samples only
                 tensors[f"totals.{name}"] = getattr(state.totals, name)
@@ -240,8 +236,7 @@ class FitCheckpoints:
         cuda = next((device for device in devices if device.type == "cuda"), None)
         if cuda is not None:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(cuda)
-        for key, value in state.network.state_dict().items():
-            tensors[f"network.{key}"] = value
+        tensors.update({f"network.{k}": v for k, v in state.network.state_dict().items()})
         optimizer_json: dict[str, dict[str, Any]] = {}
         if state.optimizer is not None:
             for index, values in state.optimizer.state_dict()["state"].items():
@@ -449,14 +444,9 @@ class FitCheckpoints:
         return f"unfinished, iteration {iteration}"
 
 
-@contextlib.contextmanager
-def interrupt_handlers(checkpoints: FitCheckpoints | None) -> Iterator[None]:
+def interrupt_handlers(checkpoints: FitCheckpoints | None) -> AbstractContextManager[None]:
     """:meth:`FitCheckpoints.interrupt_handlers`, or nothing without checkpoints."""
-    if checkpoints is None:
-        yield
-    else:
-        with checkpoints.interrupt_handlers():
-            yield
+    return contextlib.nullcontext() if checkpoints is None else checkpoints.interrupt_handlers()
 
 
 def _load_optimizer_state(

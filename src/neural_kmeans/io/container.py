@@ -18,6 +18,7 @@ kinds of file hold.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -183,17 +184,8 @@ def digest_key() -> bytes | None:
 
 
 def file_digest(header_text: str, tensors: dict[str, torch.Tensor], key: bytes | None) -> str:
-    """The digest a file carries: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` with a key."""
-    if key is None:
-        return "sha256:" + content_digest(header_text, tensors)
-    return KEYED_PREFIX + content_digest(header_text, tensors, key)
-
-
-def content_digest(
-    header_text: str, tensors: dict[str, torch.Tensor], key: bytes | None = None
-) -> str:
-    """SHA-256 (hex) of the header text and each tensor's name, dtype, shape and bytes;
-    HMAC-SHA-256 with ``key``."""
+    """The digest a file carries, of the header text and each tensor's name, dtype, shape
+    and bytes: ``sha256:<hex>``, or ``hmac-sha256:<hex>`` (HMAC-SHA-256) with a key."""
     digest: Any = hashlib.sha256() if key is None else hmac.new(key, digestmod="sha256")
     digest.update(b"neural-kmeans container\0")
     digest.update(header_text.encode("utf-8") + b"\0")
@@ -201,7 +193,7 @@ def content_digest(
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return ("sha256:" if key is None else KEYED_PREFIX) + digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
@@ -226,39 +218,23 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    try:
+    with contextlib.suppress(OSError):  # Windows cannot open folders; the rename is durable
         descriptor = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders; the rename is durable enough there
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
     """Remove the temporary files that :func:`atomic_write_bytes` left for ``path`` when
-    its process was killed (``.<name>.<pid>.tmp`` of a process that no longer runs).
-
-    Returns
-    -------
-    list of Path
-        The files removed.
-    """
+    its process was killed (``.<name>.<pid>.tmp`` of a process that no longer runs)."""
     path = Path(path)
-    removed = []
     for candidate in path.parent.glob(f".{path.name}.*.tmp"):
         pid = candidate.name[len(path.name) + 2 : -len(".tmp")]
-        if not pid.isdigit() or int(pid) == os.getpid() or process_is_running(int(pid)):
-            continue
-        try:
-            candidate.unlink()
-            removed.append(candidate)
-        except OSError:
-            pass
-    return removed
+        if pid.isdigit() and int(pid) != os.getpid() and not process_is_running(int(pid)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
 
 
 def process_is_running(pid: int) -> bool:
@@ -318,9 +294,7 @@ def params_from_json(
             out[name] = tensors[value["array"]].numpy()
         elif name == "image_shape" and value is not None:
             out[name] = tuple(value)
-        elif name == "learned_params":
-            out[name] = value
-        elif isinstance(value, dict):  # not saved: callbacks, generators, callables
+        elif isinstance(value, dict) and name != "learned_params":  # not saved: callbacks, ...
             out[name] = None
         else:
             out[name] = value

@@ -13,14 +13,8 @@
   ``target``), a numeric ``.csv`` file (a label column only when named), or a folder
   of PNG/JPEG images with one sub-folder per class, read by
   :mod:`neural_kmeans.io.sample_files`: a damaged or hostile file gets a one-line
-  ``ValueError`` that names it and says what to do, before any large allocation.
-
-Environment variables
----------------------
-``NEURAL_KMEANS_MAX_BYTES``
-    The most bytes the samples of one file may take in memory (default: the memory
-    available); a file declaring more is refused. Memory-mapped ``.npy`` files are not
-    limited.
+  ``ValueError`` that names it and says what to do, before any large allocation; so
+  does one declaring more than ``$NEURAL_KMEANS_MAX_BYTES`` bytes (see that module).
 """
 
 from __future__ import annotations
@@ -67,10 +61,9 @@ DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "blobs", "
 SPLITS: tuple[str, ...] = ("train", "test", "all")
 
 _IDX_DATASETS = ("mnist", "fashion-mnist")
-_TOY_DATASETS = ("blobs", "moons", "circles")
 _FILE_SUFFIXES = (".npy", ".npz", ".csv")
 _DEFAULT_TOY_SAMPLES = 1500
-_DEFAULT_NOISE = {"moons": 0.05, "circles": 0.05}
+_DEFAULT_NOISE = 0.05  # of moons and circles
 
 # IDX type codes (third byte of the magic number) and the dtypes they stand for.
 _IDX_DTYPES = {
@@ -328,14 +321,13 @@ def _load_toy(
     n = _DEFAULT_TOY_SAMPLES if n_samples is None else int(n_samples)
     if n < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples!r}")
+    sd = _DEFAULT_NOISE if noise is None else noise
     if name == "blobs":
         x, y = skd.make_blobs(n_samples=n, centers=centers, random_state=random_state)
+    elif name == "moons":
+        x, y = skd.make_moons(n_samples=n, noise=float(sd), random_state=random_state)
     else:
-        sd = _DEFAULT_NOISE[name] if noise is None else float(noise)
-        if name == "moons":
-            x, y = skd.make_moons(n_samples=n, noise=sd, random_state=random_state)
-        else:
-            x, y = skd.make_circles(n_samples=n, noise=sd, factor=0.5, random_state=random_state)
+        x, y = skd.make_circles(n_samples=n, noise=float(sd), factor=0.5, random_state=random_state)
     return Dataset(x.astype(np.float32), y.astype(np.int64), None, name, "all")
 
 

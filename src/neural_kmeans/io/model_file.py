@@ -104,8 +104,7 @@ def save_model(
             fitted_json[name] = {"tensor": f"fitted.{name}"}
         else:
             fitted_json[name] = {"value": plain(value)}
-    for key, value in weights.items():
-        tensors[f"network.{key}"] = value
+    tensors.update({f"network.{key}": value for key, value in weights.items()})
     header = {"params": params_json, "fitted": fitted_json, "network": network}
     return write_container(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, header, tensors)
 

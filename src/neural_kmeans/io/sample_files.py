@@ -138,16 +138,20 @@ def _read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _check_declared_size(shape: tuple[int, ...], dtype: np.dtype, present: int, source: str) -> int:
-    """The bytes of a declared array, refused if more than the ``present`` bytes of values."""
+def _check_declared_size(
+    shape: tuple[int, ...], dtype: np.dtype, present: int, source: str, fix: str | None
+) -> None:
+    """Refuse a declared array of more bytes than the ``present`` bytes of values or, when
+    it is read into memory (``fix`` given, see :func:`_check_allocation`), the limit."""
     nbytes = math.prod(shape) * dtype.itemsize
+    what = f"an array of shape {shape} and dtype {dtype}"
     if nbytes > present:
         raise ValueError(
-            f"{source} is truncated or damaged: it declares an array of shape {shape} and "
-            f"dtype {dtype} ({nbytes:,} bytes) but holds {max(present, 0):,} bytes of "
-            "values; save it again"
+            f"{source} is truncated or damaged: it declares {what} ({nbytes:,} bytes) but "
+            f"holds {max(present, 0):,} bytes of values; save it again"
         )
-    return nbytes
+    if fix is not None:
+        _check_allocation(nbytes, what, source, fix)
 
 
 def _check_declared(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
@@ -210,10 +214,8 @@ def read_npy(path: Path, mmap_mode: str | None) -> np.ndarray:
             ) from exc
         present = os.fstat(f.fileno()).st_size - f.tell()
     _check_declared(shape, dtype, source)
-    nbytes = _check_declared_size(shape, dtype, present, source)
-    if mmap_mode is None:
-        what = f"an array of shape {shape} and dtype {dtype}"
-        _check_allocation(nbytes, what, source, "load it memory-mapped (mmap_mode='r')")
+    fix = "load it memory-mapped (mmap_mode='r')" if mmap_mode is None else None
+    _check_declared_size(shape, dtype, present, source, fix)
     try:
         data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -233,9 +235,8 @@ def _npz_array(archive: zipfile.ZipFile, name: str, source: str, samples: bool) 
         _check_declared(shape, dtype, source)
     elif dtype.kind not in "biufUS":
         raise ValueError(f"{source} holds {dtype} values; expected numbers or strings")
-    nbytes = _check_declared_size(shape, dtype, present, source)
-    what = f"an array of shape {shape} and dtype {dtype}"
-    _check_allocation(nbytes, what, source, "save it with np.save as .npy to memory-map it")
+    fix = "save it with np.save as .npy to memory-map it"
+    _check_declared_size(shape, dtype, present, source, fix)
     try:
         with archive.open(name) as f:
             return npy_format.read_array(f, allow_pickle=False)
@@ -284,7 +285,8 @@ def read_npz(path: Path, split: str = "all") -> tuple[np.ndarray, np.ndarray | N
                 raise ValueError(
                     f"{source} has no {split} split (it holds x_{' and x_'.join(present)})"
                 )
-            return _read_splits(archive, members, source, parts)
+            labels = {f"x_{part}": f"y_{part}" for part in ("train", "test")}
+            return _read_members(archive, members, source, [f"x_{p}" for p in parts], labels)
         data_key = next((k for k in _NPZ_DATA_KEYS if k in keys), None)
         if data_key is None and keys == ["arr_0"]:
             data_key = "arr_0"  # np.savez(path, x) with a single unnamed array
@@ -296,52 +298,39 @@ def read_npz(path: Path, split: str = "all") -> tuple[np.ndarray, np.ndarray | N
                 "x_train, y_train, x_test, y_test as keras.datasets ships them"
             )
         label_key = next((k for k in _NPZ_LABEL_KEYS if k in keys), None)
-        return _read_pair(archive, members, source, data_key, label_key)
+        labels = {} if label_key is None else {data_key: label_key}
+        return _read_members(archive, members, source, [data_key], labels)
 
 
-def _read_pair(
+def _read_members(
     archive: zipfile.ZipFile,
     members: dict[str, str],
     source: str,
-    data_key: str,
-    label_key: str | None,
+    samples: list[str],
+    labels: dict[str, str],
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One archive's samples and, where ``label_key`` is a member, their labels."""
-    where = f"{source} (array {data_key!r})"
-    data = _check_samples(_npz_array(archive, members[data_key], where, True), where)
-    if label_key not in members:
-        return data, None
-    where = f"{source} (array {label_key!r})"
-    labels = _npz_array(archive, members[label_key], where, False)
-    return data, _as_labels(labels, data.shape[0], where)
+    """The samples of the arrays ``samples``, one after the other, and their labels (the
+    array ``labels[x]`` of samples ``x``) where every one has them. Text labels are coded
+    against the classes of all ``labels``, so a class has one code in train and test alike."""
 
+    def read(key: str, as_samples: bool) -> np.ndarray:
+        return _npz_array(archive, members[key], f"{source} (array {key!r})", as_samples)
 
-def _read_splits(
-    archive: zipfile.ZipFile, members: dict[str, str], source: str, parts: list[str]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The samples of the Keras-layout splits ``parts``, one after the other, and their
-    labels where every one has them. Text labels are coded against the classes of all
-    the archive's splits, so a class has one code in train and test alike."""
-    found = {
-        part: _npz_array(archive, members[f"y_{part}"], f"{source} (array 'y_{part}')", False)
-        for part in ("train", "test")
-        if f"y_{part}" in members
-    }
-    texts = [labels.reshape(-1) for labels in found.values() if labels.dtype.kind in "USO"]
+    found = {x: read(y, False) for x, y in labels.items() if y in members}
+    texts = [values.reshape(-1) for values in found.values() if values.dtype.kind in "USO"]
     classes = np.unique(np.concatenate(texts)) if texts else None
-    samples, targets = [], []
-    for part in parts:
-        where = f"{source} (array 'x_{part}')"
-        data = _check_samples(_npz_array(archive, members[f"x_{part}"], where, True), where)
-        samples.append(data)
-        if part in found:
-            where = f"{source} (array 'y_{part}')"
-            targets.append(_as_labels(found[part], data.shape[0], where, classes))
-    if len({data.shape[1:] for data in samples}) > 1:
-        shapes = " and ".join(str(data.shape) for data in samples)
+    arrays, targets = [], []
+    for key in samples:
+        data = _check_samples(read(key, True), f"{source} (array {key!r})")
+        arrays.append(data)
+        if key in found:
+            where = f"{source} (array {labels[key]!r})"
+            targets.append(_as_labels(found[key], data.shape[0], where, classes))
+    if len({data.shape[1:] for data in arrays}) > 1:
+        shapes = " and ".join(str(data.shape) for data in arrays)
         raise ValueError(f"{source}: x_train and x_test hold samples of other shapes ({shapes})")
-    data = samples[0] if len(samples) == 1 else np.concatenate(samples)
-    if len(targets) < len(samples):
+    data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    if len(targets) < len(arrays):
         return data, None
     return data, targets[0] if len(targets) == 1 else np.concatenate(targets)
 
@@ -384,19 +373,19 @@ def _resolve_label_column(
     """Return the label column's index (or None) and whether the first row is a header."""
     ncols = len(first)
     names = [cell.strip() for cell in first]
+    has_header = not all(_is_number(c) for c in first)
     if label_column is None:
-        return None, not all(_is_number(c) for c in first)
-    index: int | None = None
+        return None, has_header
     if isinstance(label_column, str) and label_column.strip() in names:
         return names.index(label_column.strip()), True
-    if isinstance(label_column, (int, np.integer)) and not isinstance(label_column, bool):
-        index = int(label_column)
-    elif isinstance(label_column, str) and label_column.strip().lstrip("+-").isdigit():
-        index = int(label_column)
-    if index is None:
-        has_header = not all(_is_number(c) for c in first)
+    if isinstance(label_column, str):
+        is_index = label_column.strip().lstrip("+-").isdigit()
+    else:
+        is_index = isinstance(label_column, int | np.integer) and not isinstance(label_column, bool)
+    if not is_index:
         where = f"columns: {names}" if has_header else "it has no header row; give an index"
         raise ValueError(f"label_column {label_column!r} not found in {str(path)!r} ({where})")
+    index = int(label_column)
     if not -ncols <= index < ncols:
         raise ValueError(
             f"label_column {label_column!r} is out of range for {str(path)!r}, "
