@@ -178,19 +178,11 @@ def learned_params(overrides: dict | None = None) -> LearnedParams:
             f"the names are: {', '.join(fields)}"
         )
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    _check_values(values)
-    return LearnedParams(**values)
-
-
-def _check_values(values: dict[str, Any]) -> None:
-    """The values against :func:`learned_params_constraints` (scikit-learn's validation;
-    a bool is no number here), and ``autoencoder_hidden`` a tuple of positive widths."""
+    # scikit-learn's validation (a bool is no number here); autoencoder_hidden has none
     from sklearn.utils._param_validation import validate_parameter_constraints
 
     constraints = learned_params_constraints()
-    validate_parameter_constraints(
-        {k: constraints[k] for k in values if k in constraints}, values, "learned_params"
-    )
+    validate_parameter_constraints(constraints, values, "learned_params")
     for name, value in values.items():
         counted = constraints.get(name, [None])[0]
         if isinstance(value, bool | np.bool_) and getattr(counted, "type", None) is not None:
@@ -204,6 +196,7 @@ def _check_values(values: dict[str, Any]) -> None:
             f"learned_params autoencoder_hidden must be a list of positive layer widths, "
             f"for example [500, 500, 2000], got {hidden!r}"
         )
+    return LearnedParams(**values)
 
 
 def learned_params_constraints() -> dict[str, list]:
@@ -408,15 +401,8 @@ class LearnedStart:
         labels, centroids, neighbours, embedding = clusters
         network = make_network(LEARNED_NETWORK, samples.input_shape, self.n_clusters)
         network = network.to(device=samples.device, dtype=samples.dtype)
-        ConfidentTeacher(self.params, self.bfloat16, self.verbose).teach(
-            network,
-            samples,
-            labels,
-            neighbours,
-            embedding,
-            centroids.numpy(),
-            generator,
-        )
+        teacher = ConfidentTeacher(self.params, self.bfloat16, self.verbose)
+        teacher.teach(network, samples, labels, neighbours, embedding, centroids.numpy(), generator)
         batches = (samples.as_input(rows) for _, rows in samples(1024))
         return encode(network.hidden, batches, samples.n_samples).clamp_min_(0)
 
@@ -492,26 +478,41 @@ class ConfidentTeacher:
         generator: torch.Generator,
     ) -> tuple[float, int]:
         """Train ``network`` on the confident members of the clusters ``labels`` (n,)
-        (:func:`confident_members`); returns the last loss and the members' count."""
+        (:func:`confident_members`, drawn by :class:`MemberDraws`); returns the last loss
+        and the members' count."""
+        params = self.params
+        fraction = params.confident_fraction
         members = confident_members(
-            labels.numpy(),
-            neighbours,
-            embedding,
-            centroids,
-            centroids.shape[0],
-            self.params.confident_fraction,
+            labels.numpy(), neighbours, embedding, centroids, len(centroids), fraction
         )
-        loss = _train(
-            network,
-            samples,
-            labels.numpy(),
-            members,
-            self.params,
-            generator,
-            self.bfloat16,
-            self.verbose,
+        draws = MemberDraws(members, samples.weights, params.balanced_batches)
+        optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+        steps = training_steps(params, draws.n_members)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=params.learning_rate, total_steps=steps
         )
-        return loss, int(sum(len(m) for m in members))
+        device = samples.device
+        network.train()
+        loss = torch.zeros(())
+        shown = progress.bar(
+            steps, "self-labelled network", enabled=bool(self.verbose), unit="step"
+        )
+        for _ in range(steps):
+            chosen = draws(params.batch_size, generator)
+            batch = samples.as_input(samples.rows(chosen))
+            if len(samples.input_shape) == 3:
+                batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+                logits = network(batch)
+            loss = nn.functional.cross_entropy(logits.float(), labels[chosen].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            shown.update(1)
+        shown.close()
+        network.eval()
+        return float(loss.detach()), draws.n_members
 
 
 @dataclass(frozen=True)
@@ -572,48 +573,6 @@ def confident_members(
     return members
 
 
-def _train(
-    network: nn.Module,
-    samples: SampleBatches,
-    labels: np.ndarray,
-    members: list[np.ndarray],
-    params: LearnedParams,
-    generator: torch.Generator,
-    bfloat16: bool,
-    verbose: int = 0,
-) -> float:
-    """Adam steps (:func:`training_steps`) of cross-entropy on mini-batches of the
-    confident members (see :class:`MemberDraws`)."""
-    draws = MemberDraws(members, samples.weights, params.balanced_batches)
-    targets = torch.from_numpy(labels)
-    optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
-    steps = training_steps(params, draws.n_members)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=params.learning_rate, total_steps=steps
-    )
-    device = samples.device
-    is_image = len(samples.input_shape) == 3
-    network.train()
-    loss = torch.zeros(())
-    shown = progress.bar(steps, "self-labelled network", enabled=bool(verbose), unit="step")
-    for _ in range(steps):
-        chosen = draws(params.batch_size, generator)
-        batch = samples.as_input(samples.rows(chosen))
-        if is_image:
-            batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            logits = network(batch)
-        loss = nn.functional.cross_entropy(logits.float(), targets[chosen].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        shown.update(1)
-    shown.close()
-    network.eval()
-    return float(loss.detach())
-
-
 class MemberDraws:
     """Mini-batches of the confident members: a cluster is drawn, then one of its members.
 
@@ -641,10 +600,9 @@ class MemberDraws:
         self.flat = torch.from_numpy(np.concatenate(present))
         self.offsets = torch.cumsum(self.sizes, 0) - self.sizes
         self.cumulative = None
+        mass = self.sizes
         if weights is not None:
             self.cumulative = [torch.from_numpy(np.cumsum(weights[m])) for m in present]
-        mass = self.sizes
-        if self.cumulative is not None:
             mass = torch.stack([c[-1] for c in self.cumulative])
         self.shares = None if balanced else torch.cumsum(mass, 0) / mass.sum()
 
