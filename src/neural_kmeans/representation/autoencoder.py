@@ -1,7 +1,6 @@
 """Step 1 of ``features="learned"``, first stage: an autoencoder squeezes every sample
 into a short code (an MLP ``d → 500 → 500 → 2000 → 10`` and its mirror, as DEC and N2D
-use), whose neighbour graph (:mod:`~neural_kmeans.representation.neighbours`) UMAP then
-lays out (:mod:`~neural_kmeans.representation.layout`)."""
+use), whose neighbour graph (:mod:`.neighbours`) UMAP then lays out (:mod:`.layout`)."""
 
 from __future__ import annotations
 

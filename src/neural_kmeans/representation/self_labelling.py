@@ -4,26 +4,22 @@ The loop (:func:`neural_kmeans.core.loop.run_loop`) is the same as for the pixel
 this mode passes its own three parts:
 
 1. :class:`LearnedStart`, the first clusters: images' histograms of gradient
-   orientations (:mod:`~neural_kmeans.representation.gradients`) or rows'
-   autoencoder codes (:mod:`~neural_kmeans.representation.autoencoder`), their
-   k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`: exact
-   up to 50,000 samples), UMAP's layout of it
-   (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
-   layout (:mod:`~neural_kmeans.representation.mixture`), each region of touching
-   clusters then laid out and cut again alone
-   (:mod:`~neural_kmeans.representation.regions`), for images a second time beside the
-   hidden features of a network trained on them: its clusters are the first labels,
-   their means the first centroids (with
-   ``refine_rounds``, for images, a network then learns them as step 2 does, and the
-   graph, layout and mixture are made again from the histograms beside that network's
-   hidden features);
+   orientations (:mod:`.gradients`) or rows' autoencoder codes (:mod:`.autoencoder`),
+   their k-nearest-neighbour graph (:mod:`.neighbours`: exact up to 50,000 samples),
+   UMAP's layout of it (:mod:`.layout`), and a Gaussian mixture on that layout
+   (:mod:`.mixture`), each region of touching clusters then laid out and cut again
+   alone (:mod:`.regions`), for images a second time beside the hidden features of a
+   network trained on them: its clusters are the first labels, their means the first
+   centroids (with ``refine_rounds``, for images, a network then learns them as step 2
+   does, and the graph, layout and mixture are made again from the histograms beside
+   that network's hidden features);
 2. :class:`ConfidentTeacher`, the training: the network learns each cluster's most
    confident members (class k for the members of cluster k) in place of the lone
    centroid: self-labelling, as DeepCluster and SCAN do. Confidence is the share of
    a sample's nearest neighbours in its cluster, ties broken by the distance to the
    centroid in the layout; mini-batches draw each cluster in proportion to its size
    (no assumption of equal clusters) and images are seen through small random
-   rotations and shifts (:mod:`~neural_kmeans.representation.augmentation`);
+   rotations and shifts (:mod:`.augmentation`);
 3. (the shared step 3: every sample's cluster is the network's predicted class;)
 4. :class:`EmbeddingSpace`, the update: each centroid moves to its members' mean in
    the layout.
@@ -86,10 +82,9 @@ class LearnedParams:
     Attributes
     ----------
     image_features : the space of images' neighbour graph: ``"gradients"``, histograms
-        of gradient orientations (:mod:`~neural_kmeans.representation.gradients`), or
-        ``"autoencoder"``, an autoencoder's codes of the pixels (feature rows always
-        take the autoencoder, or the standardized rows themselves below
-        ``autoencoder_min_samples`` samples).
+        of gradient orientations (:mod:`.gradients`), or ``"autoencoder"``, an
+        autoencoder's codes of the pixels (feature rows always take the autoencoder, or
+        the standardized rows themselves below ``autoencoder_min_samples`` samples).
     autoencoder_hidden, autoencoder_codes : the autoencoder's widths (DEC/N2D's).
     autoencoder_epochs : passes over the data (at least ``autoencoder_min_steps``
         mini-batches of ``autoencoder_batch_size``).
@@ -112,8 +107,8 @@ class LearnedParams:
         little higher, ACC as before, the fit about 1.8 times as long; 0 by default.
     region_share : two clusters whose samples' neighbour edges go to each other at this
         share or more (the mean of both directions) are in one region; each region is
-        laid out and cut again alone into as many clusters
-        (:mod:`~neural_kmeans.representation.regions`); None: no region is.
+        laid out and cut again alone into as many clusters (:mod:`.regions`); None: no
+        region is.
     region_network : for images, the regions are then laid out and cut a second time,
         in the first space beside the hidden features of a fresh network trained on
         the clusters as step 2 trains (as ``refine_rounds`` does, for the regions
@@ -453,18 +448,14 @@ class ConfidentTeacher:
     verbose: int = 0
 
     def __call__(self, state: LoopState, samples: SampleBatches) -> dict[str, Any]:
-        generator = torch.Generator()
-        generator.set_state(state.extras["generator"])
+        extras, generator = state.extras, torch.Generator()
+        generator.set_state(extras["generator"])
+        neighbours, embedding = extras["neighbours"], extras["embedding"].numpy()
+        centroids = state.centroids.cpu().numpy()
         loss, confident = self.teach(
-            state.network,
-            samples,
-            state.labels,
-            state.extras["neighbours"],
-            state.extras["embedding"].numpy(),
-            state.centroids.cpu().numpy(),
-            generator,
+            state.network, samples, state.labels, neighbours, embedding, centroids, generator
         )
-        state.extras["generator"] = generator.get_state()
+        extras["generator"] = generator.get_state()
         return {"loss": loss, "confident": confident}
 
     def teach(
@@ -617,8 +608,7 @@ class MemberDraws:
         if self.shares is None:
             cluster = (draws[0] * n_present).long()
         else:
-            cluster = torch.searchsorted(self.shares, draws[0], right=True)
-            cluster = cluster.clamp(max=n_present - 1)
+            cluster = torch.searchsorted(self.shares, draws[0], right=True).clamp(max=n_present - 1)
         if self.cumulative is None:
             position = (draws[1] * self.sizes[cluster]).floor()
         else:
