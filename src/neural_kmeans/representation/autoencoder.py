@@ -1,13 +1,13 @@
 """Step 1 of ``features="learned"``, first stage: an autoencoder squeezes every sample
 into a short code (an MLP ``d → 500 → 500 → 2000 → 10`` and its mirror, as DEC and N2D
-use), whose neighbour graph (:mod:`~neural_kmeans.representation.neighbours`) UMAP then
-lays out (:mod:`~neural_kmeans.representation.layout`)."""
+use), whose neighbour graph (:mod:`.neighbours`) UMAP then lays out (:mod:`.layout`)."""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -50,12 +50,8 @@ class Autoencoder(nn.Module):
 
 
 def _mlp(widths: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(widths) - 1):
-        layers.append(nn.Linear(widths[i], widths[i + 1]))
-        if i < len(widths) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    layers = [part for pair in pairwise(widths) for part in (nn.Linear(*pair), nn.ReLU())]
+    return nn.Sequential(*layers[:-1])
 
 
 def use_bfloat16(device: torch.device) -> bool:
@@ -70,9 +66,8 @@ def use_bfloat16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
         try:
-            return bool(check()) if check is not None else False
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except Exception:  # an old or unusual build: stay in float32
             return False
     return False
@@ -126,19 +121,18 @@ def train_autoencoder(
     losses : list of float
         The mean training loss of each epoch.
     """
-    n = n_samples
     model = Autoencoder(n_features, hidden, n_codes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    steps_per_epoch = math.ceil(n / batch_size)
+    steps_per_epoch = math.ceil(n_samples / batch_size)
     total_steps = max(math.ceil(epochs * steps_per_epoch), min_steps)
     losses: list[float] = []
     model.train()
     step = 0
     shown = progress.bar(total_steps, "autoencoder", enabled=bool(verbose), unit="batch")
     while step < total_steps:
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n_samples, generator=generator)
         running, seen = torch.zeros((), device=device), 0
-        for start in range(0, n, batch_size):
+        for start in range(0, n_samples, batch_size):
             if step >= total_steps:
                 break
             batch = read(order[start : start + batch_size])

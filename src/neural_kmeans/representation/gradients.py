@@ -1,17 +1,15 @@
 """Step 1 of ``features="learned"`` on images, first stage: each image described by the
 histograms of its gradients' orientations in small cells (HOG without blocks), the
-space whose neighbour graph (:mod:`~neural_kmeans.representation.neighbours`) UMAP
-then lays out (:mod:`~neural_kmeans.representation.layout`).
+space whose neighbour graph (:mod:`.neighbours`) UMAP then lays out (:mod:`.layout`).
 
 A generic descriptor of any image (not of one data set): it ignores the brightness of
 the strokes and edges and keeps their direction and place, so two images of one kind
 whose strokes are a little thicker, fainter or moved stay near each other, and the
 cells are placed about the centre of mass of the gradients, so an image moved within
-its frame is described as before. Measured on
-10,000-image sets (docs/learned.md), the 20-nearest-neighbour graph of these
-histograms has more neighbours of a sample's own class than that of the pixels, of
-their first 50 principal components or of an autoencoder's codes, and costs seconds
-where the autoencoder took minutes.
+its frame is described as before. Measured on 10,000-image sets (docs/learned.md), the
+20-nearest-neighbour graph of these histograms has more neighbours of a sample's own
+class than that of the pixels, of their first 50 principal components or of an
+autoencoder's codes, and costs seconds where the autoencoder took minutes.
 """
 
 from __future__ import annotations

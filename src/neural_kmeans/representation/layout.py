@@ -47,8 +47,7 @@ def umap_embedding(
         The points the graph was built on (umap-learn keeps them; the spectral
         initialisation reads only the graph).
     knn_indices, knn_distances : ndarray of shape (n, k)
-        From :func:`~neural_kmeans.representation.neighbours.knn_graph`, each point first
-        in its own row.
+        From :func:`.neighbours.knn_graph`, each point first in its own row.
     n_components : int, default=10
     n_epochs : int, optional
         Layout epochs; umap-learn's default (200 above 10,000 points, else 500).

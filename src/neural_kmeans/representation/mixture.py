@@ -51,16 +51,11 @@ def cluster_means(
 ) -> torch.Tensor:
     """The clusters' (weighted) means (K, m) float64 of ``points`` (n, m); an empty
     cluster keeps its ``previous`` row."""
-    points = points.double()
-    if weights is not None:
-        points = points * torch.from_numpy(weights).unsqueeze(1)
     n_clusters = previous.shape[0]
-    sums = torch.zeros(n_clusters, points.shape[1], dtype=torch.float64).index_add_(
-        0, labels, points
-    )
-    if weights is None:
-        mass = torch.bincount(labels, minlength=n_clusters).double()
-    else:
-        mass = torch.zeros(n_clusters, dtype=torch.float64)
-        mass.index_add_(0, labels, torch.from_numpy(weights))
+    # unweighted, each sample weighs 1 (exact products and counts: the same means)
+    ones = torch.ones(len(labels), dtype=torch.float64)
+    each = ones if weights is None else torch.from_numpy(weights)
+    sums = torch.zeros(n_clusters, points.shape[1], dtype=torch.float64)
+    sums.index_add_(0, labels, points.double() * each.unsqueeze(1))
+    mass = torch.zeros(n_clusters, dtype=torch.float64).index_add_(0, labels, each)
     return centroid_means(sums, mass, previous)

@@ -38,14 +38,8 @@ def approximate_knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The approximate ``n_neighbors`` nearest neighbours of every point, itself first
     (NN-descent, pynndescent: 99.5 % of the exact neighbours on MNIST's gradient
-    histograms). Single-threaded and seeded: the same graph on every run.
-
-    Returns
-    -------
-    indices : ndarray of shape (n, n_neighbors), int64
-    distances : ndarray of shape (n, n_neighbors), float32
-        Euclidean distances, ascending along each row.
-    """
+    histograms). Single-threaded and seeded: the same graph on every run. Same returns
+    as :func:`exact_knn`."""
     from pynndescent import NNDescent
 
     data = points.detach().float().cpu().numpy()

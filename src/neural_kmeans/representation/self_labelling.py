@@ -4,26 +4,22 @@ The loop (:func:`neural_kmeans.core.loop.run_loop`) is the same as for the pixel
 this mode passes its own three parts:
 
 1. :class:`LearnedStart`, the first clusters: images' histograms of gradient
-   orientations (:mod:`~neural_kmeans.representation.gradients`) or rows'
-   autoencoder codes (:mod:`~neural_kmeans.representation.autoencoder`), their
-   k-nearest-neighbour graph (:mod:`~neural_kmeans.representation.neighbours`: exact
-   up to 50,000 samples), UMAP's layout of it
-   (:mod:`~neural_kmeans.representation.layout`), and a Gaussian mixture on that
-   layout (:mod:`~neural_kmeans.representation.mixture`), each region of touching
-   clusters then laid out and cut again alone
-   (:mod:`~neural_kmeans.representation.regions`), for images a second time beside the
-   hidden features of a network trained on them: its clusters are the first labels,
-   their means the first centroids (with
-   ``refine_rounds``, for images, a network then learns them as step 2 does, and the
-   graph, layout and mixture are made again from the histograms beside that network's
-   hidden features);
+   orientations (:mod:`.gradients`) or rows' autoencoder codes (:mod:`.autoencoder`),
+   their k-nearest-neighbour graph (:mod:`.neighbours`: exact up to 50,000 samples),
+   UMAP's layout of it (:mod:`.layout`), and a Gaussian mixture on that layout
+   (:mod:`.mixture`), each region of touching clusters then laid out and cut again
+   alone (:mod:`.regions`), for images a second time beside the hidden features of a
+   network trained on them: its clusters are the first labels, their means the first
+   centroids (with ``refine_rounds``, for images, a network then learns them as step 2
+   does, and the graph, layout and mixture are made again from the histograms beside
+   that network's hidden features);
 2. :class:`ConfidentTeacher`, the training: the network learns each cluster's most
    confident members (class k for the members of cluster k) in place of the lone
    centroid: self-labelling, as DeepCluster and SCAN do. Confidence is the share of
    a sample's nearest neighbours in its cluster, ties broken by the distance to the
    centroid in the layout; mini-batches draw each cluster in proportion to its size
    (no assumption of equal clusters) and images are seen through small random
-   rotations and shifts (:mod:`~neural_kmeans.representation.augmentation`);
+   rotations and shifts (:mod:`.augmentation`);
 3. (the shared step 3: every sample's cluster is the network's predicted class;)
 4. :class:`EmbeddingSpace`, the update: each centroid moves to its members' mean in
    the layout.
@@ -86,10 +82,9 @@ class LearnedParams:
     Attributes
     ----------
     image_features : the space of images' neighbour graph: ``"gradients"``, histograms
-        of gradient orientations (:mod:`~neural_kmeans.representation.gradients`), or
-        ``"autoencoder"``, an autoencoder's codes of the pixels (feature rows always
-        take the autoencoder, or the standardized rows themselves below
-        ``autoencoder_min_samples`` samples).
+        of gradient orientations (:mod:`.gradients`), or ``"autoencoder"``, an
+        autoencoder's codes of the pixels (feature rows always take the autoencoder, or
+        the standardized rows themselves below ``autoencoder_min_samples`` samples).
     autoencoder_hidden, autoencoder_codes : the autoencoder's widths (DEC/N2D's).
     autoencoder_epochs : passes over the data (at least ``autoencoder_min_steps``
         mini-batches of ``autoencoder_batch_size``).
@@ -112,8 +107,8 @@ class LearnedParams:
         little higher, ACC as before, the fit about 1.8 times as long; 0 by default.
     region_share : two clusters whose samples' neighbour edges go to each other at this
         share or more (the mean of both directions) are in one region; each region is
-        laid out and cut again alone into as many clusters
-        (:mod:`~neural_kmeans.representation.regions`); None: no region is.
+        laid out and cut again alone into as many clusters (:mod:`.regions`); None: no
+        region is.
     region_network : for images, the regions are then laid out and cut a second time,
         in the first space beside the hidden features of a fresh network trained on
         the clusters as step 2 trains (as ``refine_rounds`` does, for the regions
@@ -178,19 +173,11 @@ def learned_params(overrides: dict | None = None) -> LearnedParams:
             f"the names are: {', '.join(fields)}"
         )
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    _check_values(values)
-    return LearnedParams(**values)
-
-
-def _check_values(values: dict[str, Any]) -> None:
-    """The values against :func:`learned_params_constraints` (scikit-learn's validation;
-    a bool is no number here), and ``autoencoder_hidden`` a tuple of positive widths."""
+    # scikit-learn's validation (a bool is no number here); autoencoder_hidden has none
     from sklearn.utils._param_validation import validate_parameter_constraints
 
     constraints = learned_params_constraints()
-    validate_parameter_constraints(
-        {k: constraints[k] for k in values if k in constraints}, values, "learned_params"
-    )
+    validate_parameter_constraints(constraints, values, "learned_params")
     for name, value in values.items():
         counted = constraints.get(name, [None])[0]
         if isinstance(value, bool | np.bool_) and getattr(counted, "type", None) is not None:
@@ -204,6 +191,7 @@ def _check_values(values: dict[str, Any]) -> None:
             f"learned_params autoencoder_hidden must be a list of positive layer widths, "
             f"for example [500, 500, 2000], got {hidden!r}"
         )
+    return LearnedParams(**values)
 
 
 def learned_params_constraints() -> dict[str, list]:
@@ -408,15 +396,8 @@ class LearnedStart:
         labels, centroids, neighbours, embedding = clusters
         network = make_network(LEARNED_NETWORK, samples.input_shape, self.n_clusters)
         network = network.to(device=samples.device, dtype=samples.dtype)
-        ConfidentTeacher(self.params, self.bfloat16, self.verbose).teach(
-            network,
-            samples,
-            labels,
-            neighbours,
-            embedding,
-            centroids.numpy(),
-            generator,
-        )
+        teacher = ConfidentTeacher(self.params, self.bfloat16, self.verbose)
+        teacher.teach(network, samples, labels, neighbours, embedding, centroids.numpy(), generator)
         batches = (samples.as_input(rows) for _, rows in samples(1024))
         return encode(network.hidden, batches, samples.n_samples).clamp_min_(0)
 
@@ -467,18 +448,14 @@ class ConfidentTeacher:
     verbose: int = 0
 
     def __call__(self, state: LoopState, samples: SampleBatches) -> dict[str, Any]:
-        generator = torch.Generator()
-        generator.set_state(state.extras["generator"])
+        extras, generator = state.extras, torch.Generator()
+        generator.set_state(extras["generator"])
+        neighbours, embedding = extras["neighbours"], extras["embedding"].numpy()
+        centroids = state.centroids.cpu().numpy()
         loss, confident = self.teach(
-            state.network,
-            samples,
-            state.labels,
-            state.extras["neighbours"],
-            state.extras["embedding"].numpy(),
-            state.centroids.cpu().numpy(),
-            generator,
+            state.network, samples, state.labels, neighbours, embedding, centroids, generator
         )
-        state.extras["generator"] = generator.get_state()
+        extras["generator"] = generator.get_state()
         return {"loss": loss, "confident": confident}
 
     def teach(
@@ -492,26 +469,41 @@ class ConfidentTeacher:
         generator: torch.Generator,
     ) -> tuple[float, int]:
         """Train ``network`` on the confident members of the clusters ``labels`` (n,)
-        (:func:`confident_members`); returns the last loss and the members' count."""
+        (:func:`confident_members`, drawn by :class:`MemberDraws`); returns the last loss
+        and the members' count."""
+        params = self.params
+        fraction = params.confident_fraction
         members = confident_members(
-            labels.numpy(),
-            neighbours,
-            embedding,
-            centroids,
-            centroids.shape[0],
-            self.params.confident_fraction,
+            labels.numpy(), neighbours, embedding, centroids, len(centroids), fraction
         )
-        loss = _train(
-            network,
-            samples,
-            labels.numpy(),
-            members,
-            self.params,
-            generator,
-            self.bfloat16,
-            self.verbose,
+        draws = MemberDraws(members, samples.weights, params.balanced_batches)
+        optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+        steps = training_steps(params, draws.n_members)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=params.learning_rate, total_steps=steps
         )
-        return loss, int(sum(len(m) for m in members))
+        device = samples.device
+        network.train()
+        loss = torch.zeros(())
+        shown = progress.bar(
+            steps, "self-labelled network", enabled=bool(self.verbose), unit="step"
+        )
+        for _ in range(steps):
+            chosen = draws(params.batch_size, generator)
+            batch = samples.as_input(samples.rows(chosen))
+            if len(samples.input_shape) == 3:
+                batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+                logits = network(batch)
+            loss = nn.functional.cross_entropy(logits.float(), labels[chosen].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            shown.update(1)
+        shown.close()
+        network.eval()
+        return float(loss.detach()), draws.n_members
 
 
 @dataclass(frozen=True)
@@ -572,48 +564,6 @@ def confident_members(
     return members
 
 
-def _train(
-    network: nn.Module,
-    samples: SampleBatches,
-    labels: np.ndarray,
-    members: list[np.ndarray],
-    params: LearnedParams,
-    generator: torch.Generator,
-    bfloat16: bool,
-    verbose: int = 0,
-) -> float:
-    """Adam steps (:func:`training_steps`) of cross-entropy on mini-batches of the
-    confident members (see :class:`MemberDraws`)."""
-    draws = MemberDraws(members, samples.weights, params.balanced_batches)
-    targets = torch.from_numpy(labels)
-    optimizer = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
-    steps = training_steps(params, draws.n_members)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=params.learning_rate, total_steps=steps
-    )
-    device = samples.device
-    is_image = len(samples.input_shape) == 3
-    network.train()
-    loss = torch.zeros(())
-    shown = progress.bar(steps, "self-labelled network", enabled=bool(verbose), unit="step")
-    for _ in range(steps):
-        chosen = draws(params.batch_size, generator)
-        batch = samples.as_input(samples.rows(chosen))
-        if is_image:
-            batch = random_affine(batch, generator, params.max_rotation, params.max_shift)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            logits = network(batch)
-        loss = nn.functional.cross_entropy(logits.float(), targets[chosen].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        shown.update(1)
-    shown.close()
-    network.eval()
-    return float(loss.detach())
-
-
 class MemberDraws:
     """Mini-batches of the confident members: a cluster is drawn, then one of its members.
 
@@ -641,10 +591,9 @@ class MemberDraws:
         self.flat = torch.from_numpy(np.concatenate(present))
         self.offsets = torch.cumsum(self.sizes, 0) - self.sizes
         self.cumulative = None
+        mass = self.sizes
         if weights is not None:
             self.cumulative = [torch.from_numpy(np.cumsum(weights[m])) for m in present]
-        mass = self.sizes
-        if self.cumulative is not None:
             mass = torch.stack([c[-1] for c in self.cumulative])
         self.shares = None if balanced else torch.cumsum(mass, 0) / mass.sum()
 
@@ -659,8 +608,7 @@ class MemberDraws:
         if self.shares is None:
             cluster = (draws[0] * n_present).long()
         else:
-            cluster = torch.searchsorted(self.shares, draws[0], right=True)
-            cluster = cluster.clamp(max=n_present - 1)
+            cluster = torch.searchsorted(self.shares, draws[0], right=True).clamp(max=n_present - 1)
         if self.cumulative is None:
             position = (draws[1] * self.sizes[cluster]).floor()
         else:
