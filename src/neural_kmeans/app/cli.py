@@ -565,13 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_optional_dependencies(args: argparse.Namespace) -> None:
     """Refuse, before any work (no data loaded, no torch imported, no folder made), a
-    method whose optional dependency is not installed: the learned mode's umap-learn.
-
-    Raises
-    ------
-    UsageError
-        With the install command.
-    """
+    method whose optional dependency is not installed (the learned mode's umap-learn):
+    a UsageError with the install command."""
     import importlib.util
 
     for flag in ("method", "methods"):
