@@ -454,7 +454,6 @@ COMMANDS: dict[str, Command] = {
         extra=_add_serve_options,
     ),
 }
-COMMAND_NAMES = tuple(COMMANDS)
 
 
 # --------------------------------------------------------------------------- the parser
@@ -552,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exit_:  # --help, --version
             return exit_.code if isinstance(exit_.code, int) else 0
         if args.command is None:
-            _error(f"choose a command: {', '.join(COMMAND_NAMES)} (see '{PROG} --help')")
+            _error(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')")
             return 2
         configure_runtime()
         with warnings.catch_warnings(record=True) as caught:  # imports' warnings among them
