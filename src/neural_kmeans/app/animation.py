@@ -25,14 +25,7 @@ FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
 
 
 def can_write(path: str | Path) -> tuple[bool, str]:
-    """Whether an animation can be written at ``path``, and why not.
-
-    Returns
-    -------
-    ok : bool
-    reason : str
-        Empty when ``ok``.
-    """
+    """Whether an animation can be written at ``path``, and why not (empty when it can)."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         return False, f"cannot write {str(path)!r}: the file name must end in .gif or .mp4"
@@ -108,10 +101,7 @@ class _Panel:
         if regions is not None:
             self.regions.set_data(regions)
         labels = t.labels[i]
-        if labels is None:
-            self.samples.set_facecolors("0.45")
-        else:
-            self.samples.set_facecolors(self.colors[labels])
+        self.samples.set_facecolors("0.45" if labels is None else self.colors[labels])
         path = np.stack(t.centroids[: i + 1])  # (i + 1, K, 2)
         for k, trail in enumerate(self.trails):
             trail.set_data(path[:, k, 0], path[:, k, 1])
@@ -138,28 +128,12 @@ def animate_trajectories(
     title: str = "",
     dpi: int = 90,
 ) -> Path:
-    """Write the animation of one or more trajectories side by side.
+    """Write the animation of one or more trajectories (one panel each, e.g. neural-kmeans
+    and K-means) on the (n, 2) samples ``x`` side by side, to a ``.gif`` (Pillow) or
+    ``.mp4`` (ffmpeg) at ``path``, its title followed by the iteration number.
 
     Frame 0 shows the initial centroids; frame i the state after iteration i. A
     trajectory that ended earlier than the others holds its last frame.
-
-    Parameters
-    ----------
-    trajectories : sequence of Trajectory
-        One panel each (e.g. neural-kmeans and K-means).
-    x : ndarray of shape (n, 2)
-        The samples.
-    path : path-like
-        ``.gif`` (Pillow) or ``.mp4`` (ffmpeg).
-    fps : float
-        Frames per second.
-    title : str
-        Figure title, followed by the iteration number.
-    dpi : int
-
-    Returns
-    -------
-    Path
     """
     path = Path(path)
     ok, reason = can_write(path)
@@ -182,9 +156,6 @@ def animate_trajectories(
     movie = animation.FuncAnimation(
         fig, update, frames=count, init_func=lambda: [], blit=False, cache_frame_data=False
     )
-    if path.suffix.lower() == ".gif":
-        writer: animation.AbstractMovieWriter = animation.PillowWriter(fps=fps)
-    else:
-        writer = animation.FFMpegWriter(fps=fps)
+    writer = animation.writers[FORMATS[path.suffix.lower()]](fps=fps)
     movie.save(path, writer=writer, dpi=dpi)
     return path

@@ -454,7 +454,6 @@ COMMANDS: dict[str, Command] = {
         extra=_add_serve_options,
     ),
 }
-COMMAND_NAMES = tuple(COMMANDS)
 
 
 # --------------------------------------------------------------------------- the parser
@@ -552,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exit_:  # --help, --version
             return exit_.code if isinstance(exit_.code, int) else 0
         if args.command is None:
-            _error(f"choose a command: {', '.join(COMMAND_NAMES)} (see '{PROG} --help')")
+            _error(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')")
             return 2
         configure_runtime()
         with warnings.catch_warnings(record=True) as caught:  # imports' warnings among them
@@ -565,13 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_optional_dependencies(args: argparse.Namespace) -> None:
     """Refuse, before any work (no data loaded, no torch imported, no folder made), a
-    method whose optional dependency is not installed: the learned mode's umap-learn.
-
-    Raises
-    ------
-    UsageError
-        With the install command.
-    """
+    method whose optional dependency is not installed (the learned mode's umap-learn):
+    a UsageError with the install command."""
     import importlib.util
 
     for flag in ("method", "methods"):

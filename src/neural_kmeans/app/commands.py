@@ -360,11 +360,10 @@ def cmd_reproduce(args: argparse.Namespace, context: dict[str, Any]) -> int:
 
     reporter = context["reporter"]
     out = check_out_dir(args.out, f"reproduce-{_slug(args.dataset)}", args.overwrite)
-    subset = args.subset if args.subset is not None else (QUICK["subset"] if args.quick else None)
-    test_subset = args.test_subset
-    if test_subset is None and args.quick:
-        test_subset = QUICK["test_subset"]
-    max_iter = args.max_iter or (QUICK["max_iter"] if args.quick else 20)
+    quick = QUICK if args.quick else {}
+    subset = args.subset if args.subset is not None else quick.get("subset")
+    test_subset = args.test_subset if args.test_subset is not None else quick.get("test_subset")
+    max_iter = args.max_iter or quick.get("max_iter", 20)
     data = _load(args, reporter, train_subset=subset, test_subset=test_subset)
     if data.x_test is None:
         raise UsageError(
@@ -491,7 +490,7 @@ def cmd_animate(args: argparse.Namespace, context: dict[str, Any]) -> int:
     (method,) = ex.check_methods(data, [args.method])
     config = ex.method_config(method, _neural_config(args, [method]))
     x = data.rows("train")
-    threads = resolve_threads(args.threads if hasattr(args, "threads") else 0, x.size)
+    threads = resolve_threads(0, x.size)  # automatic: animate has no --threads
 
     def trace(name: str, settings: ex.NeuralConfig, **options: Any) -> tuple[Trajectory, Any]:
         label = f"{name} K={k} seed={args.seed}"

@@ -25,21 +25,9 @@ SMALL_DATA_VALUES = 2_000_000
 
 
 def resolve_threads(threads: int | None, n_values: int) -> int | None:
-    """The number of CPU threads to use, or None to keep the libraries' defaults.
-
-    Parameters
-    ----------
-    threads : int or None
-        What the user asked for; None (or 0) means automatic.
-    n_values : int
-        Size of the training data (samples x features).
-
-    Returns
-    -------
-    int or None
-        ``threads`` when given; 1 for data under :data:`SMALL_DATA_VALUES` values;
-        otherwise None.
-    """
+    """The CPU threads to use: ``threads`` when given (None or 0: automatic), else 1 for
+    training data of under :data:`SMALL_DATA_VALUES` values (samples x features), else
+    None to keep the libraries' defaults."""
     if threads:
         return int(threads)
     return 1 if n_values < SMALL_DATA_VALUES else None
@@ -64,13 +52,8 @@ def thread_limit(threads: int | None) -> Iterator[None]:
 
 
 def check_device(device: str) -> str:
-    """Validate a ``--device`` value ("auto", "cpu", "cuda", "cuda:N", ...).
-
-    Raises
-    ------
-    UsageError
-        When torch does not know the device or CUDA is asked for but absent.
-    """
+    """Validate a ``--device`` value ("auto", "cpu", "cuda", "cuda:N", ...): a UsageError
+    when torch does not know the device or CUDA is asked for but absent."""
     if device == "auto":
         return device
     import torch
@@ -127,23 +110,10 @@ def versions() -> dict[str, str | None]:
 
 @dataclass
 class DataSplit:
-    """The samples a protocol fits on and scores with.
-
-    Attributes
-    ----------
-    name : str
-        Data set name (or the path it was read from).
-    x_train, y_train : ndarray, ndarray or None
-        Samples the models are fitted on and their labels.
-    x_test, y_test : ndarray or None
-        The test split, for data sets that have one.
-    image_shape : tuple of int or None
-        (h, w) or (c, h, w) of image samples.
-    fit_split : str
-        ``"train"`` or ``"all"``.
-    test_split : str or None
-        ``"test"`` or None.
-    """
+    """The samples a protocol fits on (``x_train``, ``y_train``: the ``fit_split``,
+    ``"train"`` or ``"all"``) and scores with (``x_test``, ``y_test``: the ``test_split``,
+    ``"test"`` or None), with the (h, w) or (c, h, w) ``image_shape`` of image samples.
+    ``name``: the data set's name, or the path it was read from."""
 
     name: str
     x_train: np.ndarray
@@ -224,28 +194,12 @@ def load_data(
 ) -> DataSplit:
     """Load a data set's training split (and its test split when it has one).
 
-    Parameters
-    ----------
-    dataset : str
-        A name of :data:`neural_kmeans.io.datasets.DATASET_NAMES` or a path.
-    data_dir : path-like, optional
-        Where to look for MNIST-like files first.
-    label_column : str, optional
-        Label column of a CSV file (name or index).
-    n_samples, noise : optional
-        Size and noise of a toy data set (moons, circles, blobs).
-    train_subset, test_subset : int, optional
-        Keep this many samples of each split, drawn at random with ``subset_seed``.
-
-    Returns
-    -------
-    DataSplit
-
-    Raises
-    ------
-    UsageError
-        With the loader's message, for an unknown name, a missing or unreadable file,
-        or data that cannot be clustered.
+    ``dataset``: a name of :data:`neural_kmeans.io.datasets.DATASET_NAMES` or a path;
+    ``data_dir``: where to look for MNIST-like files first; ``label_column``: a CSV's
+    (name or index); ``n_samples``, ``noise``: of a toy data set (moons, circles, blobs);
+    ``train_subset``, ``test_subset``: keep this many samples of each split, drawn at
+    random with ``subset_seed``. Raises a UsageError with the loader's message for an
+    unknown name, a missing or unreadable file, or data that cannot be clustered.
     """
     from neural_kmeans.io.datasets import has_split, load_dataset
 
@@ -279,13 +233,8 @@ def load_data(
 
 
 def resolve_clusters(data: DataSplit, n_clusters: int | None) -> int:
-    """K: the one asked for, else the number of classes; checked against the data.
-
-    Raises
-    ------
-    UsageError
-        When K is missing for unlabelled data, below 1 or above the number of samples.
-    """
+    """K: the one asked for, else the number of classes; a UsageError when it is missing
+    for unlabelled data, below 1 or above the number of samples."""
     n = data.x_train.shape[0]
     if n_clusters is None:
         if data.n_classes is None:

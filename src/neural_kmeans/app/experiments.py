@@ -104,23 +104,9 @@ class Reporter:
 
 @dataclass
 class MethodRun:
-    """One fitted and scored method.
-
-    Attributes
-    ----------
-    method : str
-        Its name (see the module's notes).
-    seed, n_clusters : int
-    train_labels, test_labels : ndarray, ndarray or None
-    train, test : dict or None
-        Metrics (acc, nmi, ari, rand, purity), or None without labels or split.
-    seconds : float
-        Wall time of the fit.
-    n_iter : int
-    inertia : float
-        In the scaled units (see the module's notes).
-    model : estimator
-        The fitted NeuralKMeans or KMeans.
+    """One fitted and scored method (named as in the module's notes): ``train`` and
+    ``test`` hold the metrics (None without labels or split), ``seconds`` the fit's wall
+    time, ``inertia`` is in the scaled units, ``model`` the fitted NeuralKMeans or KMeans.
     """
 
     method: str
@@ -160,15 +146,9 @@ def _estimator(
     estimator's defaults; the learned mode takes ``max_iter`` and ``tol`` as its own."""
     from neural_kmeans.estimator import NeuralKMeans
 
-    given = {
-        "init": config.init if init is None else init,
-        "steps_per_iter": config.steps_per_iter,
-        "learning_rate": config.learning_rate,
-        "n_init": config.n_init,
-        "batch_size": config.batch_size,
-        "max_iter": config.max_iter,
-        "tol": config.tol,
-    }
+    names = ("steps_per_iter", "learning_rate", "n_init", "batch_size", "max_iter", "tol")
+    given = {"init": config.init if init is None else init}
+    given.update({name: getattr(config, name) for name in names})
     if config.features == LEARNED:
         loop = {k: given.pop(k) for k in ("max_iter", "tol")}
         learned = {**(config.learned_params or {})}
@@ -471,11 +451,9 @@ def label_free_scores(data: DataSplit, runs: Sequence[MethodRun]) -> dict[str, A
             continue
         value = silhouette_score(rows, run.train_labels, sample_size=size, random_state=0)
         silhouettes.append(float(value))
-    pairs = list(itertools.combinations(runs, 2))
-    stability = None
-    if pairs:
-        scores = [adjusted_rand_score(a.train_labels, b.train_labels) for a, b in pairs]
-        stability = float(np.mean(scores))
+    pairs = itertools.combinations(runs, 2)
+    scores = [adjusted_rand_score(a.train_labels, b.train_labels) for a, b in pairs]
+    stability = float(np.mean(scores)) if scores else None
     return {"silhouette": _mean_std(silhouettes), "stability": stability}
 
 

@@ -39,26 +39,9 @@ def _new_path(base: Path, suffix: str = "") -> Path:
 
 
 def check_out_dir(out: str | None, default_name: str, overwrite: bool) -> Path:
-    """The output folder to use, checked but not created (see :func:`make_out_dir`).
-
-    Never a non-empty existing folder unless ``overwrite``.
-
-    Parameters
-    ----------
-    out : str or None
-        The user's ``--out``; None for a new folder ``runs/<default_name>-<time>``.
-    default_name : str
-    overwrite : bool
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    UsageError
-        When ``out`` is a file or a non-empty folder (without ``overwrite``).
-    """
+    """The output folder to use, checked but not created (see :func:`make_out_dir`): the
+    user's ``--out`` (never a file, nor a non-empty folder unless ``overwrite``; else a
+    UsageError), or None for a new folder ``runs/<default_name>-<time>``."""
     if out is None:
         path = _new_path(Path("runs") / f"{default_name}-{_timestamp()}")
     else:
@@ -116,13 +99,8 @@ class OutputFolder:
 
 def make_out_dir(path: Path, context: dict[str, Any], overwrite: bool = False) -> Path:
     """Claim the output folder (once the inputs are known to be good) and return the
-    staging folder to write into (see :class:`OutputFolder`).
-
-    Raises
-    ------
-    UsageError
-        When the folder cannot be made or written, or another run is writing into it.
-    """
+    staging folder to write into (see :class:`OutputFolder`); a UsageError when the
+    folder cannot be made or written, or another run is writing into it."""
     check_names(path, "--out")
     created = False
     try:

@@ -24,6 +24,7 @@ from sklearn.metrics.cluster import contingency_matrix
 
 from neural_kmeans.app.data import DataSplit
 from neural_kmeans.app.experiments import KMEANS, MethodRun
+from neural_kmeans.app.report import sweep_stat
 from neural_kmeans.core.metrics import METRIC_NAMES
 
 __all__ = [
@@ -95,31 +96,13 @@ def save_centroid_grids(
     value_range: tuple[float, float] = (0.0, 1.0),
     prefix: str = "iter_",
 ) -> list[Path]:
-    """Draw each frame's K centroids as a grid of images, one PNG per frame.
+    """Draw each frame's K centroids as a grid of images: ``out_dir/{prefix}000.png``, ...
 
-    Parameters
-    ----------
-    frames : sequence of ndarray of shape (K, n_features)
-        Centroids per iteration (frame 0: the initial ones).
-    image_shape : tuple of int
-        (h, w) or (c, h, w) of one centroid.
-    out_dir : path-like
-        Folder for ``{prefix}000.png``, ``{prefix}001.png``, ...
-    titles : sequence of str, optional
-        Figure title of each frame (default "iteration i").
-    sizes : sequence of (sequence of int or None), optional
-        Cluster sizes per frame, shown above each centroid.
-    repaired : sequence of (sequence of int or None), optional
-        Per frame, the clusters that were empty and re-seeded on a far sample.
-    value_range : (float, float)
-        Values drawn black and white.
-    prefix : str
-        File name prefix.
-
-    Returns
-    -------
-    list of Path
-        The PNG files, in order.
+    ``frames``: the (K, n_features) centroids per iteration (frame 0: the initial ones),
+    each of ``image_shape`` ((h, w) or (c, h, w)); ``titles``: each frame's title (default
+    "iteration i"); ``sizes``: the cluster sizes per frame, shown above each centroid;
+    ``repaired``: per frame, the clusters that were empty and re-seeded on a far sample;
+    ``value_range``: the values drawn black and white. Returns the PNG files, in order.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,17 +153,8 @@ def save_centroid_grids(
 def save_gif(
     frames: Sequence[str | Path], path: str | Path, *, duration_ms: int = 500, hold_ms: int = 1500
 ) -> Path:
-    """Animate PNG frames into a looping GIF (one GIF frame per PNG).
-
-    Parameters
-    ----------
-    frames : sequence of path-like
-        PNG files of equal size, in order.
-    path : path-like
-        The GIF to write.
-    duration_ms : int
-        Display time of each frame; the last one is held ``hold_ms``.
-    """
+    """Animate PNG frames of equal size into a looping GIF at ``path`` (one GIF frame per
+    PNG), each shown ``duration_ms``, the last one held ``hold_ms``."""
     images = []
     for frame in frames:
         with Image.open(frame) as image:
@@ -199,7 +173,7 @@ def save_gif(
 
 
 def _save(fig: Any, path: str | Path, title: str = "") -> Path:
-    """Give ``fig`` its ``title`` (if any), lay it out, write it to ``path`` and close it."""
+    """Give ``fig`` its ``title`` (if any), lay it out and write it to ``path``."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -252,17 +226,11 @@ def plot_confusion(
     *,
     title: str = "",
 ) -> Path:
-    """Contingency tables of the clusters of each method against the classes.
+    """Contingency tables of the clusters of each method (``predictions``: name to labels)
+    against the classes ``y_true``.
 
     Clusters are reordered so that the best one-to-one matching (Hungarian) lies on
     the diagonal; cell counts are written when the table is small.
-
-    Parameters
-    ----------
-    y_true : ndarray of shape (n,)
-    predictions : mapping of method name to ndarray of shape (n,)
-    path : path-like
-    title : str
     """
     y_true = np.asarray(y_true)
     classes = np.unique(y_true)
@@ -298,17 +266,12 @@ def plot_history(
     reference_inertia: Mapping[str, float] | None = None,
     title: str = "",
 ) -> Path:
-    """Loss, fraction of samples that changed cluster, and inertia per iteration.
+    """Loss, fraction of samples that changed cluster, and inertia per iteration of each
+    ``histories`` (label to the estimator's ``history_``).
 
-    Parameters
-    ----------
-    histories : mapping of label to the estimator's ``history_``
-    path : path-like
-    inertia_scale : float
-        Multiplies the recorded inertia (e.g. 1/255² to put uint8 data in [0, 1] units).
-    reference_inertia : mapping of label to float, optional
-        Final inertias of other methods (K-means), drawn as dashed lines.
-    title : str
+    ``inertia_scale`` multiplies the recorded inertia (e.g. 1/255² to put uint8 data in
+    [0, 1] units); ``reference_inertia``: final inertias of other methods (K-means),
+    drawn as dashed lines.
     """
     fig = history_figure(
         histories, inertia_scale=inertia_scale, reference_inertia=reference_inertia
@@ -365,18 +328,6 @@ def history_figure(
     return fig
 
 
-def _sweep_value(point: Mapping, metric: str, split: str) -> tuple[float, float]:
-    if metric == "stability":
-        value = point.get("stability")
-        return (math.nan if value is None else value), 0.0
-    if metric == "silhouette":
-        return point["silhouette"]["mean"], point["silhouette"]["std"]
-    if metric == "inertia":
-        return point["summary"]["inertia"]["mean"], point["summary"]["inertia"]["std"]
-    stat = point["summary"][split][metric]
-    return stat["mean"], stat["std"]
-
-
 def plot_sweep(
     sweep: Mapping,
     metric: str,
@@ -384,26 +335,18 @@ def plot_sweep(
     *,
     labels: Mapping[str, str] | None = None,
 ) -> Path:
-    """One metric against K for every method of a sweep document (each method in its
-    own colour, the same in every figure).
-
-    Parameters
-    ----------
-    sweep : mapping
-        :func:`neural_kmeans.app.experiments.sweep_clusters`'s document.
-    metric : str
-        One of :func:`sweep_metrics`.
-    path : path-like
-    labels : mapping, optional
-        Display names of the methods.
-    """
+    """One ``metric`` (of :func:`~neural_kmeans.app.report.sweep_metrics`) against K for
+    every method of ``sweep``, :func:`~neural_kmeans.app.experiments.sweep_clusters`'s
+    document (each method in its own colour, the same in every figure; ``labels``: their
+    display names)."""
     split = sweep["score_split"]
     fig = Figure(figsize=(5.4, 3.8))
     ax = fig.subplots()
     for method, points in sweep["methods"].items():
         ks = [point["n_clusters"] for point in points]
-        values = [_sweep_value(point, metric, split) for point in points]
-        means, stds = [v[0] for v in values], [v[1] for v in values]
+        stats = [sweep_stat(point, metric, split) for point in points]
+        means = [math.nan if stat is None else stat["mean"] for stat in stats]
+        stds = [0.0 if stat is None else stat["std"] for stat in stats]
         name = (labels or {}).get(method, method)
         ax.errorbar(
             ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, label=name,
@@ -426,14 +369,8 @@ def plot_clusters_2d(
     *,
     title: str = "",
 ) -> Path:
-    """Scatter plots of 2-D samples coloured by cluster, with the centroids.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n, 2)
-    predictions : mapping of method name to (labels (n,), centroids (K, 2))
-    path : path-like
-    title : str
+    """Scatter plots of the (n, 2) samples ``x`` coloured by cluster, with the centroids:
+    one panel per method of ``predictions`` (name to (labels (n,), centroids (K, 2))).
     """
     x = np.asarray(x)
     n = len(predictions)
@@ -456,13 +393,6 @@ def plot_clusters_2d(
 # --------------------------------------------------------------------------- command figures
 
 
-def _clear_frames(folder: Path) -> None:
-    """Delete the frames an earlier run left in ``folder``."""
-    if folder.is_dir():
-        for old in folder.glob("iter_*.png"):
-            old.unlink()
-
-
 def centroid_figures(
     run: MethodRun,
     data: DataSplit,
@@ -470,26 +400,12 @@ def centroid_figures(
     folder: str,
     title: str,
 ) -> list[Path]:
-    """Centroid grids of every iteration of a fitted neural-kmeans run, and their GIF.
+    """Centroid grids of every iteration of a neural-kmeans ``run`` fitted with
+    ``record_centroids=True`` on the images of ``data``, and their GIF.
 
-    Parameters
-    ----------
-    run : MethodRun
-        A neural-kmeans run fitted with ``record_centroids=True`` on image data.
-    data : DataSplit
-        Its data (for the scale and the grey range).
-    out : Path
-        The output folder.
-    folder : str
-        Writes ``out/folder/iter_000.png`` (the initial centroids) ... and ``out/folder.gif``;
-        frames an earlier run left there are deleted first.
-    title : str
-        Start of each frame's title.
-
-    Returns
-    -------
-    list of Path
-        The PNG frames, then the GIF.
+    Writes ``out/folder/iter_000.png`` (the initial centroids) ... and ``out/folder.gif``
+    (frames an earlier run left there are deleted first), each frame's title starting
+    with ``title``; returns the PNG frames, then the GIF.
     """
     model = run.model
     scale = data.scale
@@ -501,7 +417,8 @@ def centroid_figures(
         f"{title}: iteration {record['iteration']} ({100 * record['changed']:.1f}% changed)"
         for record in model.history_
     ]
-    _clear_frames(out / folder)
+    for old in (out / folder).glob("iter_*.png"):  # an earlier run's frames
+        old.unlink()
     paths = save_centroid_grids(
         frames,
         model.image_shape_,
@@ -581,12 +498,11 @@ def reproduce_figures(
     """
     figures: dict[str, str] = {}
     ten, one = first["cnn-10-steps"], first["cnn-1-step"]
-    files = centroid_figures(ten, data, out, "centroids", "CNN, 10 steps/iteration")
-    figures["centroids"] = files[-2].relative_to(out).as_posix()
-    figures["centroids_gif"] = files[-1].relative_to(out).as_posix()
-    files = centroid_figures(one, data, out, "centroids-1-step", "CNN, 1 step/iteration")
-    figures["centroids_1_step"] = files[-2].relative_to(out).as_posix()
-    figures["centroids_1_step_gif"] = files[-1].relative_to(out).as_posix()
+    for run, folder, steps in ((ten, "centroids", "10 steps"), (one, "centroids-1-step", "1 step")):
+        files = centroid_figures(run, data, out, folder, f"CNN, {steps}/iteration")
+        key = folder.replace("-", "_")
+        figures[key] = files[-2].relative_to(out).as_posix()
+        figures[f"{key}_gif"] = files[-1].relative_to(out).as_posix()
     plot_history(
         {"CNN, 1 step": one.model.history_, "CNN, 10 steps": ten.model.history_},
         out / "history.png",

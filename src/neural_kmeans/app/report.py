@@ -11,7 +11,7 @@ from typing import Any
 
 from neural_kmeans.core.metrics import METRIC_NAMES
 
-__all__ = ["compare_table", "mean_std", "reproduce_report", "sweep_table"]
+__all__ = ["compare_table", "mean_std", "reproduce_report", "sweep_stat", "sweep_table"]
 
 #: Column headers: the metrics' own names, as in every output of the command line.
 _HEADERS = {m: m for m in (*METRIC_NAMES, "inertia", "silhouette", "stability")}
@@ -50,14 +50,8 @@ def compare_table(document: Mapping[str, Any], split: str | None = None) -> str:
         summary = entry["summary"]
         scores = summary[split]
         cells = [mean_std(scores[m] if scores else None) for m in METRIC_NAMES]
-        rows.append(
-            [
-                method,
-                *cells,
-                mean_std(summary["seconds"], 2),
-                mean_std(summary["n_iter"], 1),
-            ]
-        )
+        times = [mean_std(summary["seconds"], 2), mean_std(summary["n_iter"], 1)]
+        rows.append([method, *cells, *times])
     return _table(header, rows)
 
 
@@ -69,16 +63,22 @@ def sweep_metrics(document: Mapping[str, Any]) -> list[str]:
     return [*(METRIC_NAMES if labelled else ()), "inertia", "silhouette", "stability"]
 
 
-def _sweep_cell(point: Mapping[str, Any], metric: str, split: str) -> str:
+def sweep_stat(point: Mapping[str, Any], metric: str, split: str) -> Mapping[str, float] | None:
+    """The mean and std of ``metric`` at one K of a sweep (None: not measured)."""
     if metric == "stability":
         value = point.get("stability")
-        return "—" if value is None else f"{value:.3f}"
+        return None if value is None else {"mean": value, "std": 0.0}
     if metric == "silhouette":
-        return mean_std(point["silhouette"])
+        return point["silhouette"]
     if metric == "inertia":
-        return f"{point['summary']['inertia']['mean']:.4g}"
+        return point["summary"]["inertia"]
     scores = point["summary"][split]
-    return mean_std(scores[metric] if scores else None)
+    return scores[metric] if scores else None
+
+
+def _sweep_cell(point: Mapping[str, Any], metric: str, split: str) -> str:
+    stat = sweep_stat(point, metric, split)
+    return f"{stat['mean']:.4g}" if metric == "inertia" else mean_std(stat)
 
 
 def sweep_table(
@@ -117,24 +117,14 @@ def reproduce_report(
     versions: Mapping[str, Any],
     subset_note: str | None = None,
 ) -> str:
-    """The ``report.md`` of ``neural-kmeans reproduce``.
+    """The ``report.md`` of ``neural-kmeans reproduce``, from
+    :func:`~neural_kmeans.app.reproduce.reproduce_protocol`'s ``document``, made by
+    ``command`` on the date ``created`` with the libraries' ``versions``.
 
-    Parameters
-    ----------
-    document : mapping
-        :func:`~neural_kmeans.app.experiments.reproduce_protocol`'s document.
-    figures : mapping of str to str
-        Relative paths of the figures, under the keys ``centroids``, ``centroids_gif``,
-        ``centroids_1_step``, ``history``, ``confusion`` and ``sweep_<metric>`` (any
-        may be absent).
-    command : str
-        The command line that made the report.
-    created : str
-        Date and time.
-    versions : mapping
-        Library versions.
-    subset_note : str, optional
-        Says the run used a subset or fewer iterations (so it is not comparable).
+    ``figures``: the figures' relative paths, under the keys ``centroids``,
+    ``centroids_gif``, ``centroids_1_step``, ``history``, ``confusion`` and
+    ``sweep_<metric>`` (any may be absent); ``subset_note`` says the run used a subset
+    or fewer iterations (so it is not comparable).
     """
     seeds = document["seeds"]
     protocol = document["protocol"]
@@ -177,17 +167,8 @@ def reproduce_report(
 def _scores_table(document: Mapping[str, Any]) -> list[str]:
     """Every method's mean test scores beside the notebook's."""
     reference, methods = document["reference"], document["methods"]
-    header = [
-        "method",
-        "Rand",
-        "notebook Rand",
-        "purity",
-        "notebook purity",
-        "acc",
-        "NMI",
-        "ARI",
-        "fit seconds",
-    ]
+    header = ["method", "Rand", "notebook Rand", "purity", "notebook purity"]
+    header += ["acc", "NMI", "ARI", "fit seconds"]
     notebook = {"kmeans": reference["kmeans"], "cnn-10-steps": reference["cnn"]}
     rows = []
     for name, entry in methods.items():

@@ -5,6 +5,7 @@ sweep over K."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from neural_kmeans.app.data import DataSplit, resolve_clusters
@@ -20,8 +21,6 @@ from neural_kmeans.app.experiments import (
     summarize,
     sweep_clusters,
 )
-
-# --------------------------------------------------------------------------- reproduce
 
 #: The seed notebook's settings: random initial centroids, 20 iterations, the CNN.
 REPRODUCE_VARIANTS: dict[str, int] = {"cnn-1-step": 1, "cnn-10-steps": 10}
@@ -60,16 +59,14 @@ def reproduce_protocol(
     )
     kmeans = NeuralConfig(init="k-means++", n_init=1, max_iter=kmeans_max_iter)
     configs = {
-        name: NeuralConfig(**{**base.as_dict(), "steps_per_iter": steps})
-        for name, steps in REPRODUCE_VARIANTS.items()
+        name: replace(base, steps_per_iter=steps) for name, steps in REPRODUCE_VARIANTS.items()
     }
     runs: dict[str, list[MethodRun]] = {KMEANS: [], **{name: [] for name in configs}}
     first: dict[str, MethodRun] = {}
     sweep_fits = 0 if not clusters else 2 * len(clusters) - 2 * (n_clusters in clusters)
     reporter.plan(len(seeds) * (1 + len(configs)) + sweep_fits)
     for index, seed in enumerate(seeds):
-        run = fit_method(KMEANS, data, n_clusters, seed, kmeans, reporter=reporter)
-        runs[KMEANS].append(run)
+        runs[KMEANS].append(fit_method(KMEANS, data, n_clusters, seed, kmeans, reporter=reporter))
         for name, config in configs.items():
             runs[name].append(
                 fit_method(

@@ -3,6 +3,7 @@ centroids of a fit on 2-D samples (drawn by :mod:`neural_kmeans.app.animation`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,20 +21,11 @@ class Trajectory:
     """Per-iteration states of one fit on 2-D samples, for the animation.
 
     Frame 0 is the start (initial centroids, no assignment yet); frame i >= 1 is
-    iteration i: the network's clusters of the samples, its decision regions on the
-    grid, and the centroids moved to the means of their clusters.
-
-    Attributes
-    ----------
-    title : str
-    centroids : list of ndarray (K, 2)
-    labels : list of ndarray (n,) or None
-    regions : list of ndarray (ny, nx) or None
-    records : list of dict or None
-        The estimator's history record of each iteration (None for frame 0).
-    grid_x, grid_y : ndarray
-        Coordinates of the region grid's columns and rows.
-    converged : bool
+    iteration i: the network's clusters of the samples (``labels``, (n,)), its decision
+    regions on the grid (``regions``, (ny, nx), on the columns ``grid_x`` and rows
+    ``grid_y``), the centroids moved to the means of their clusters (``centroids``,
+    (K, 2)) and the estimator's history record (``records``). Frame 0's labels, regions
+    and record are None.
     """
 
     title: str
@@ -66,9 +58,7 @@ def _network_labels(network: Any, points: np.ndarray) -> np.ndarray:
     from neural_kmeans.core.assignment import predict_batches
     from neural_kmeans.core.samples import SampleBatches
 
-    reference = next(iter(network.parameters()), None)
-    if reference is None:
-        reference = next(iter(network.buffers()), None)
+    reference = next(itertools.chain(network.parameters(), network.buffers()), None)
     dtype = reference.dtype if reference is not None else torch.float32
     device = reference.device if reference is not None else torch.device("cpu")
     was_training = network.training
@@ -90,29 +80,13 @@ def trace_2d(
     title: str | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> tuple[Trajectory, Any]:
-    """Fit ``NeuralKMeans`` on 2-D samples and record every iteration's state.
+    """Fit ``NeuralKMeans`` on the (n, 2) samples ``x`` and record every iteration's
+    state: the :class:`Trajectory` and the fitted model.
 
-    A callback evaluates the network being trained (``state.network``) on
-    the samples and on a ``resolution`` x ``resolution`` grid after each iteration.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n, 2)
-    n_clusters, seed : int
-    config : NeuralConfig
-    resolution : int
-        Grid points per axis for the decision regions.
-    init : ndarray of shape (K, 2), optional
-        Initial centroids (overrides ``config.init``), e.g. to start K-means from the
-        same place.
-    title : str, optional
-    callbacks : sequence of callables
-        More callbacks (progress).
-
-    Returns
-    -------
-    trajectory : Trajectory
-    model : NeuralKMeans
+    A callback evaluates the network being trained (``state.network``) on the samples
+    and on a ``resolution`` x ``resolution`` grid after each iteration, beside the
+    further ``callbacks`` (progress). ``init``: (K, 2) initial centroids in place of
+    ``config.init``, e.g. to start K-means from the same place.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != 2:
