@@ -86,7 +86,7 @@ def gif_bytes(runner: FitRunner | None, fps: float = 4.0) -> bytes:
                 ("K-means (Lloyd, same start)", runner.kmeans, runner.kmeans_model),
             ]
             trajectories = [_trajectory(runner, *method) for method in methods]
-            title = f"{runner.data.name}, K={runner.params.n_clusters}"
+            title = f"{runner.data.split.name}, K={runner.params.n_clusters}"
             animation.animate_trajectories(
                 trajectories, runner.data.points, path, fps=fps, title=title
             )
@@ -119,7 +119,7 @@ def _centroid_gif(runner: FitRunner, plotting: Any, folder: Path, path: Path, fp
     snapshots = runner.neural
     sizes = [None if s.record is None else s.record["sizes"] for s in snapshots]
     repaired = [None if s.record is None else s.record.get("empty_repaired") for s in snapshots]
-    title = f"{data.name}: neural-kmeans ({runner.network})"
+    title = f"{data.split.name}: neural-kmeans ({runner.network})"
     titles = [f"{title}: initial centroids"] + [
         f"{title}: iteration {s.iteration} ({100 * s.record['changed']:.1f}% changed)"
         for s in snapshots[1:]

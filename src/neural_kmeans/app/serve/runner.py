@@ -183,8 +183,8 @@ class FitRunner:
             return False
         return True
 
-    def _status(self, state: str, **more: Any) -> None:
-        self.send({"type": "status", "run": self.run, "state": state, **more})
+    def _status(self, state: str) -> None:
+        self.send({"type": "status", "run": self.run, "state": state})
 
     def _main(self) -> None:
         try:

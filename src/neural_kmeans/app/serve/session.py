@@ -191,9 +191,7 @@ class Session:
     def _active(self) -> FitRunner | None:
         """The run in progress (not ending), if any."""
         runner = self.runner
-        if runner is None or not runner.alive or runner.control.ending:
-            return None
-        return runner
+        return None if runner is None or not runner.alive or runner.control.ending else runner
 
     async def _start(self, message: dict[str, Any], paused: bool) -> None:
         data = self._need_data()

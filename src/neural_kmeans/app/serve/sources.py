@@ -32,9 +32,6 @@ DEFAULT_TOY_SAMPLES = 1000
 #: Margin around the samples of the 2-D view, as a fraction of their extent.
 VIEW_PAD = 0.08
 
-#: How the page draws the data: 2-D points with regions, images, or rows seen through PCA.
-MODES = ("2d", "images", "rows")
-
 
 @dataclass
 class PlaygroundData:
@@ -45,7 +42,8 @@ class PlaygroundData:
     split : DataSplit
         The samples fitted (``x_train``); ``y_train`` holds -1 for points added by hand.
     mode : str
-        ``"2d"``, ``"images"`` or ``"rows"`` (:data:`MODES`).
+        How the page draws the data: ``"2d"`` (points and regions), ``"images"``, or
+        ``"rows"`` (seen through PCA).
     source : dict
         What was loaded (for results.json): kind, name, sizes, seed, ``edited``.
     points : ndarray of shape (n, 2) or None
@@ -84,10 +82,6 @@ class PlaygroundData:
         mask = self.labels >= 0
         return mask if mask.any() else None
 
-    @property
-    def name(self) -> str:
-        return self.split.name
-
     def project(self, centroids: np.ndarray) -> np.ndarray:
         """Centroids (K, d), input units, as the page draws them: (K, 2)."""
         if self.mode == "2d":
@@ -102,7 +96,7 @@ class PlaygroundData:
         labelled = self.labelled
         classes = None if labelled is None else np.unique(self.labels[labelled])
         return {
-            "name": self.name,
+            "name": self.split.name,
             "mode": self.mode,
             "n_samples": int(self.x.shape[0]),
             "n_features": self.split.n_features,
