@@ -15,13 +15,6 @@ from neural_kmeans.app import experiments as ex
 from neural_kmeans.app.errors import UsageError
 from neural_kmeans.app.serve.runner import NEURAL, FitRunner
 
-#: Export names, their file names and media types.
-EXPORTS = {
-    "results": ("results.json", "application/json"),
-    "gif": ("run.gif", "image/gif"),
-    "model": ("model.nkm", "application/octet-stream"),
-}
-
 
 def _finished(runner: FitRunner | None) -> FitRunner:
     if runner is None or runner.outcome != "done":
@@ -88,26 +81,24 @@ def gif_bytes(runner: FitRunner | None, fps: float = 4.0) -> bytes:
         if runner.data.mode == "images":
             _centroid_gif(runner, plotting, Path(folder), path, fps)
         else:
-            trajectories = [_trajectory(runner, "neural"), _trajectory(runner, "kmeans")]
-            title = f"{runner.data.name}, K={runner.params.n_clusters}"
+            methods = [
+                (f"neural-kmeans ({runner.network})", runner.neural, runner.model),
+                ("K-means (Lloyd, same start)", runner.kmeans, runner.kmeans_model),
+            ]
+            trajectories = [_trajectory(runner, *method) for method in methods]
+            title = f"{runner.data.split.name}, K={runner.params.n_clusters}"
             animation.animate_trajectories(
                 trajectories, runner.data.points, path, fps=fps, title=title
             )
         return path.read_bytes()
 
 
-def _trajectory(runner: FitRunner, which: str) -> Any:
+def _trajectory(runner: FitRunner, title: str, snapshots: list[Any], model: Any) -> Any:
     """The snapshots of one method as the animation's Trajectory."""
     from neural_kmeans.app.traces import Trajectory
 
     data = runner.data
-    snapshots = runner.neural if which == "neural" else runner.kmeans
-    model = runner.model if which == "neural" else runner.kmeans_model
     grid = runner.framer.grid
-    x0, x1, y0, y1 = data.view
-    title = (
-        f"neural-kmeans ({runner.network})" if which == "neural" else "K-means (Lloyd, same start)"
-    )
     if data.mode == "rows":
         title += ", PCA view"
     return Trajectory(
@@ -116,8 +107,8 @@ def _trajectory(runner: FitRunner, which: str) -> Any:
         labels=[None if s.labels is None else s.labels.astype(np.int64) for s in snapshots],
         regions=[s.regions for s in snapshots],
         records=[s.record for s in snapshots],
-        grid_x=grid["x"] if grid else np.array([x0, x1]),
-        grid_y=grid["y"] if grid else np.array([y0, y1]),
+        grid_x=grid["x"] if grid else np.array(data.view[:2]),
+        grid_y=grid["y"] if grid else np.array(data.view[2:]),
         converged=bool(model.converged_),
     )
 
@@ -125,18 +116,16 @@ def _trajectory(runner: FitRunner, which: str) -> Any:
 def _centroid_gif(runner: FitRunner, plotting: Any, folder: Path, path: Path, fps: float) -> None:
     """The centroid grid of every iteration, as ``neural-kmeans run`` draws it."""
     data = runner.data
-    scale = data.split.scale
     snapshots = runner.neural
-    frames = [s.centroids * scale for s in snapshots]
     sizes = [None if s.record is None else s.record["sizes"] for s in snapshots]
     repaired = [None if s.record is None else s.record.get("empty_repaired") for s in snapshots]
-    title = f"{data.name}: neural-kmeans ({runner.network})"
+    title = f"{data.split.name}: neural-kmeans ({runner.network})"
     titles = [f"{title}: initial centroids"] + [
         f"{title}: iteration {s.iteration} ({100 * s.record['changed']:.1f}% changed)"
         for s in snapshots[1:]
     ]
     paths = plotting.save_centroid_grids(
-        frames,
+        [s.centroids * data.split.scale for s in snapshots],
         data.image_shape,
         folder / "frames",
         titles=titles,
@@ -145,3 +134,11 @@ def _centroid_gif(runner: FitRunner, plotting: Any, folder: Path, path: Path, fp
         value_range=data.split.value_range(),
     )
     plotting.save_gif(paths, path, duration_ms=int(1000 / fps))
+
+
+#: Export names: their file names, media types and makers.
+EXPORTS = {
+    "results": ("results.json", "application/json", results_bytes),
+    "gif": ("run.gif", "image/gif", gif_bytes),
+    "model": ("model.nkm", "application/octet-stream", model_bytes),
+}

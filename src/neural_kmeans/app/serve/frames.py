@@ -128,9 +128,7 @@ class Framer:
         part["regions"] = None if snapshot.regions is None else b64(snapshot.regions)
         return part
 
-    def frame(
-        self, run: int, neural: Snapshot, kmeans: Snapshot | None, *, final: bool = False
-    ) -> dict[str, Any]:
+    def frame(self, run: int, neural: Snapshot, kmeans: Snapshot | None) -> dict[str, Any]:
         """The message of one iteration: neural-kmeans and K-means side by side."""
         return {
             "type": "frame",
@@ -138,7 +136,7 @@ class Framer:
             "iteration": neural.iteration,
             "neural": self.encode(neural),
             "kmeans": self.encode(kmeans),
-            "final": final,
+            "final": False,
         }
 
     def start(self, run: int, params: dict[str, Any], network: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from neural_kmeans.app.errors import UsageError
@@ -43,9 +43,6 @@ class Limits:
     max_fits: int = 2
     max_sessions: int = 16
     resolution: int = 150
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -156,9 +153,6 @@ class SourceSpec:
     n_samples: int | None = None
     noise: float | None = None
     seed: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def parse_source(raw: Any, limits: Limits, available: tuple[str, ...]) -> SourceSpec:

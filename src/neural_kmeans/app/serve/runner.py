@@ -183,8 +183,8 @@ class FitRunner:
             return False
         return True
 
-    def _status(self, state: str, **more: Any) -> None:
-        self.send({"type": "status", "run": self.run, "state": state, **more})
+    def _status(self, state: str) -> None:
+        self.send({"type": "status", "run": self.run, "state": state})
 
     def _main(self) -> None:
         try:
@@ -196,22 +196,16 @@ class FitRunner:
                 self.outcome = "cancelled"
                 return
             self._finish(model)
-        except (UsageError, ValueError, TypeError, FloatingPointError) as error:
+        except Exception as error:
             self.outcome = "failed"
-            message = " ".join(str(error).split())
-            if isinstance(error, FloatingPointError):
-                message += " (try a smaller learning rate)"
+            if isinstance(error, (UsageError, ValueError, TypeError, FloatingPointError)):
+                message = " ".join(str(error).split())
+                if isinstance(error, FloatingPointError):
+                    message += " (try a smaller learning rate)"
+            else:  # a bug: the page says so, the server goes on
+                traceback.print_exc(file=sys.stderr)
+                message = f"unexpected {type(error).__name__}: {error}"
             self.send({"type": "error", "run": self.run, "message": message})
-        except Exception as error:  # a bug: the page says so, the server goes on
-            self.outcome = "failed"
-            traceback.print_exc(file=sys.stderr)
-            self.send(
-                {
-                    "type": "error",
-                    "run": self.run,
-                    "message": f"unexpected {type(error).__name__}: {error}",
-                }
-            )
         finally:
             self._quit.set()
             self._on_end(self)
@@ -309,8 +303,6 @@ class FitRunner:
         self.runs["kmeans"] = self._method_run("kmeans", companion.model, companion.seconds)
         self.model = model
         self.outcome = "done"
-        labels = np.asarray(model.labels_)
-        kmeans_labels = np.asarray(self.kmeans_model.labels_)
         self.send(
             {
                 "type": "done",
@@ -329,7 +321,7 @@ class FitRunner:
                 },
                 "scores": {name: run.train for name, run in self.runs.items()},
                 "seconds": {name: run.seconds for name, run in self.runs.items()},
-                "contingency": contingency(self.data, labels),
-                "kmeans_contingency": contingency(self.data, kmeans_labels),
+                "contingency": contingency(self.data, self.runs[NEURAL].train_labels),
+                "kmeans_contingency": contingency(self.data, self.runs["kmeans"].train_labels),
             }
         )

@@ -186,16 +186,11 @@ async def export(request: Request) -> Response:
         session = _session(request)
     except UsageError as error:
         return _error(str(error), 404)
-    make = {
-        "results": exports.results_bytes,
-        "gif": exports.gif_bytes,
-        "model": exports.model_bytes,
-    }[what]
+    filename, media_type, make = exports.EXPORTS[what]
     try:
-        content = await asyncio.to_thread(make, session.finished())
+        content = await asyncio.to_thread(make, session.runner)
     except UsageError as error:
         return _error(str(error), 409)
-    filename, media_type = exports.EXPORTS[what]
     disposition = f'attachment; filename="{filename}"'
     return Response(content, media_type=media_type, headers={"content-disposition": disposition})
 

@@ -21,19 +21,14 @@ import asyncio
 import concurrent.futures
 import secrets
 import threading
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from neural_kmeans.app.errors import UsageError
 from neural_kmeans.app.serve.frames import b64
-from neural_kmeans.app.serve.params import (
-    Limits,
-    RunParams,
-    parse_run_params,
-    parse_source,
-    parse_speed,
-)
+from neural_kmeans.app.serve.params import Limits, parse_run_params, parse_source, parse_speed
 from neural_kmeans.app.serve.runner import FitRunner
 from neural_kmeans.app.serve.sources import (
     PlaygroundData,
@@ -65,7 +60,7 @@ class ServerState:
         return {
             "type": "hello",
             "session": session.id,
-            "limits": self.limits.as_dict(),
+            "limits": asdict(self.limits),
             "datasets": list(self.available),
             "networks": list(NETWORK_NAMES),
             "inits": list(INIT_NAMES),
@@ -140,17 +135,17 @@ class Session:
 
     async def _on_run(self, message: dict[str, Any]) -> None:
         runner = self._active()
-        if runner is not None:
+        if runner is None:
+            await self._start(message, paused=False)
+        else:
             runner.control.resume()
-            return
-        await self._start(self._params(message), paused=False)
 
     async def _on_step(self, message: dict[str, Any]) -> None:
         runner = self._active()
-        if runner is not None:
+        if runner is None:
+            await self._start(message, paused=True)
+        else:
             runner.control.step()
-            return
-        await self._start(self._params(message), paused=True)
 
     async def _on_pause(self, message: dict[str, Any]) -> None:
         runner = self._active()
@@ -193,19 +188,14 @@ class Session:
         await self.send({"type": "data", "summary": data.summary(), "points": points})
 
     # ------------------------------------------------------------------ runs
-    def _params(self, message: dict[str, Any]) -> RunParams:
-        self._need_data()
-        return parse_run_params(message.get("params"), self.limits)
-
     def _active(self) -> FitRunner | None:
         """The run in progress (not ending), if any."""
         runner = self.runner
-        if runner is None or not runner.alive or runner.control.ending:
-            return None
-        return runner
+        return None if runner is None or not runner.alive or runner.control.ending else runner
 
-    async def _start(self, params: RunParams, paused: bool) -> None:
+    async def _start(self, message: dict[str, Any], paused: bool) -> None:
         data = self._need_data()
+        params = parse_run_params(message.get("params"), self.limits)
         await self._wait_for_previous()
         if not self.server.fit_slots.acquire(blocking=False):
             raise UsageError(
@@ -254,11 +244,6 @@ class Session:
         runner.control.cancel()
         self._previous, self.runner = runner, None
         await self.send({"type": "reset"})
-
-    def finished(self) -> FitRunner | None:
-        """The last run, if it ended well (for the exports)."""
-        runner = self.runner
-        return runner if runner is not None and runner.outcome == "done" else None
 
     def close(self) -> None:
         """The page has gone: cancel its run."""

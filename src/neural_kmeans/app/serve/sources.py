@@ -9,7 +9,7 @@ import functools
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,6 @@ DEFAULT_TOY_SAMPLES = 1000
 #: Margin around the samples of the 2-D view, as a fraction of their extent.
 VIEW_PAD = 0.08
 
-#: How the page draws the data: 2-D points with regions, images, or rows seen through PCA.
-MODES = ("2d", "images", "rows")
-
 
 @dataclass
 class PlaygroundData:
@@ -45,7 +42,8 @@ class PlaygroundData:
     split : DataSplit
         The samples fitted (``x_train``); ``y_train`` holds -1 for points added by hand.
     mode : str
-        ``"2d"``, ``"images"`` or ``"rows"`` (:data:`MODES`).
+        How the page draws the data: ``"2d"`` (points and regions), ``"images"``, or
+        ``"rows"`` (seen through PCA).
     source : dict
         What was loaded (for results.json): kind, name, sizes, seed, ``edited``.
     points : ndarray of shape (n, 2) or None
@@ -84,10 +82,6 @@ class PlaygroundData:
         mask = self.labels >= 0
         return mask if mask.any() else None
 
-    @property
-    def name(self) -> str:
-        return self.split.name
-
     def project(self, centroids: np.ndarray) -> np.ndarray:
         """Centroids (K, d), input units, as the page draws them: (K, 2)."""
         if self.mode == "2d":
@@ -99,17 +93,16 @@ class PlaygroundData:
 
     def summary(self) -> dict[str, Any]:
         """What the page shows about the data."""
-        n_labelled = 0 if self.labelled is None else int(self.labelled.sum())
+        labelled = self.labelled
+        classes = None if labelled is None else np.unique(self.labels[labelled])
         return {
-            "name": self.name,
+            "name": self.split.name,
             "mode": self.mode,
             "n_samples": int(self.x.shape[0]),
             "n_features": self.split.n_features,
             "image_shape": None if self.image_shape is None else list(self.image_shape),
-            "n_classes": None
-            if self.labelled is None
-            else int(np.unique(self.labels[self.labelled]).size),
-            "n_labelled": n_labelled,
+            "n_classes": None if classes is None else int(classes.size),
+            "n_labelled": 0 if labelled is None else int(labelled.sum()),
             "editable": self.mode == "2d",
             "edited": bool(self.source.get("edited")),
             "view": None if self.view is None else list(self.view),
@@ -119,23 +112,20 @@ class PlaygroundData:
 # --------------------------------------------------------------------------- what is here
 
 
-def mnist_like_present(name: str, data_dir: str | None) -> bool:
-    """Whether the training files of ``name`` lie in one of the folders searched (no
-    download, no hash: the load checks the files)."""
+def available_sets(data_dir: str | None) -> tuple[str, ...]:
+    """The named data sets a page may choose here: MNIST-like ones when their training files
+    lie in one of the folders searched (no download, no hash: the load checks the files)."""
     from neural_kmeans.io.download import IDX_FILES, search_locations
 
-    for folder, _ in search_locations(name, data_dir):
-        if all(
-            (folder / f"{f}.gz").is_file() or (folder / f).is_file() for f in IDX_FILES["train"]
-        ):
-            return True
-    return False
+    def present(name: str) -> bool:
+        return any(
+            all(
+                (folder / f"{f}.gz").is_file() or (folder / f).is_file() for f in IDX_FILES["train"]
+            )
+            for folder, _ in search_locations(name, data_dir)
+        )
 
-
-def available_sets(data_dir: str | None) -> tuple[str, ...]:
-    """The named data sets a page may choose here."""
-    present = tuple(n for n in IMAGE_SETS[1:] if mnist_like_present(n, data_dir))
-    return (*TOY_SETS, "digits", *present)
+    return (*TOY_SETS, "digits", *(n for n in IMAGE_SETS[1:] if present(n)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -173,10 +163,10 @@ def load_source(spec: SourceSpec, data_dir: str | None, limits: Limits) -> Playg
         n = spec.n_samples or DEFAULT_TOY_SAMPLES
         toy = load_dataset(spec.name, "all", n_samples=n, noise=spec.noise, random_state=spec.seed)
         split = DataSplit(name=toy.name, x_train=toy.data, y_train=toy.target)
-        source = {**spec.as_dict(), "n_samples": n}
+        source = {**asdict(spec), "n_samples": n}
     elif spec.name == "digits":
         split = load_data("digits")
-        source = spec.as_dict()
+        source = asdict(spec)
     else:
         full = _idx_train(spec.name, data_dir)
         n = min(spec.n_samples or DEFAULT_SUBSET, full.x_train.shape[0])
@@ -184,7 +174,7 @@ def load_source(spec: SourceSpec, data_dir: str | None, limits: Limits) -> Playg
             np.random.default_rng(spec.seed).choice(full.x_train.shape[0], n, replace=False)
         )
         split = _with_samples(full, full.x_train[index], full.y_train[index])
-        source = {**spec.as_dict(), "n_samples": n, "split": "train"}
+        source = {**asdict(spec), "n_samples": n, "split": "train"}
     return prepare(split, source, limits)
 
 
@@ -296,9 +286,7 @@ def prepare(split: DataSplit, source: dict[str, Any], limits: Limits) -> Playgro
     )
 
 
-def edit_points(
-    data: PlaygroundData, add: Any = None, remove: Any = None, limits: Limits | None = None
-) -> PlaygroundData:
+def edit_points(data: PlaygroundData, add: Any, remove: Any, limits: Limits) -> PlaygroundData:
     """A copy of 2-D ``data`` with a point added at ``add`` = [x, y] (its class unknown) or
     the point nearest to ``remove`` = [x, y, radius] taken away (none when none is within
     the radius).
@@ -314,7 +302,7 @@ def edit_points(
     labels = data.labels
     if add is not None:
         where = _coordinates(add, 2, "add")
-        if limits is not None and points.shape[0] >= limits.max_samples:
+        if points.shape[0] >= limits.max_samples:
             raise UsageError(f"at most {limits.max_samples:,} points in the playground")
         points = np.vstack([points, np.asarray(where, dtype=np.float32)[None, :]])
         if labels is not None:
