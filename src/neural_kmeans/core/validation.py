@@ -452,13 +452,13 @@ def check_init_array(init: Any, n_clusters: int, n_features: int | None = None) 
     """
     try:
         given = np.asarray(init, dtype=np.float64)
-        if given.ndim == 0:
-            raise ValueError("a single number")
     except (TypeError, ValueError):
+        given = None
+    if given is None or given.ndim == 0:  # not numbers, or a single number
         raise InvalidParameterError(
             "init must be 'random', 'k-means++' or an array of "
             f"{n_clusters} centroids, got {_short(init)}"
-        ) from None
+        )
     check_centers_shape(given, n_clusters, n_features, InvalidParameterError)
     flat = given.reshape(n_clusters, -1)
     if not np.isfinite(flat).all():
