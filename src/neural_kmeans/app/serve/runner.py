@@ -196,19 +196,21 @@ class FitRunner:
                 self.outcome = "cancelled"
                 return
             self._finish(model)
-        except Exception as error:
-            self.outcome = "failed"
-            if isinstance(error, (UsageError, ValueError, TypeError, FloatingPointError)):
-                message = " ".join(str(error).split())
-                if isinstance(error, FloatingPointError):
-                    message += " (try a smaller learning rate)"
-            else:  # a bug: the page says so, the server goes on
-                traceback.print_exc(file=sys.stderr)
-                message = f"unexpected {type(error).__name__}: {error}"
-            self.send({"type": "error", "run": self.run, "message": message})
+        except (UsageError, ValueError, TypeError, FloatingPointError) as error:
+            message = " ".join(str(error).split())
+            if isinstance(error, FloatingPointError):
+                message += " (try a smaller learning rate)"
+            self._fail(message)
+        except Exception as error:  # a bug: the page says so, the server goes on
+            traceback.print_exc(file=sys.stderr)
+            self._fail(f"unexpected {type(error).__name__}: {error}")
         finally:
             self._quit.set()
             self._on_end(self)
+
+    def _fail(self, message: str) -> None:
+        self.outcome = "failed"
+        self.send({"type": "error", "run": self.run, "message": message})
 
     def _check(self) -> None:
         """K against the data (as the command line checks it), then the estimator's own
